@@ -1,0 +1,1 @@
+"""Core's built-in hook implementations, registered as plugins named ``builtin.*``."""

@@ -1,0 +1,32 @@
+"""Built-in sampling: uniform budgets, chat prompts, generate-then-score, the configured backend."""
+from ..hookspecs import hookimpl
+
+
+@hookimpl(trylast=True)
+def zoo_plan_budget(ctx, tasks, group_size):
+    return [group_size] * len(tasks)
+
+
+@hookimpl(trylast=True)
+def zoo_build_prompt(ctx, task):
+    if not isinstance(task.prompt, str):
+        return task.prompt
+    system = ctx.config.task.system_prompt
+    messages = [{"role": "system", "content": system}] if system else []
+    return messages + [{"role": "user", "content": task.prompt}]
+
+
+@hookimpl(trylast=True)
+def zoo_rollout(ctx, request):
+    return ctx.sample(request)
+
+
+@hookimpl(trylast=True)
+def zoo_generate(ctx, request):
+    if ctx.config.sampling.backend == "openai":
+        from ..trainer.openai_backend import generate_openai
+
+        return generate_openai(ctx, request)
+    if ctx.engine is None:
+        raise RuntimeError("the transformers backend needs a loaded model (ctx.engine is None)")
+    return ctx.engine.generate(request, ctx.config.sampling, seed=ctx.generator(1).initial_seed())

@@ -1,0 +1,107 @@
+"""The ``grpo-zoo`` command line."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .config import ConfigError
+from .plugins import PluginError, implemented_hooks, installed_entry_points, installed_plugins, load_plugin
+
+
+def cmd_plugins(args) -> int:
+    rows = []
+    for info in installed_plugins():
+        try:
+            hooks = implemented_hooks(load_plugin(info.name))
+        except PluginError as exc:
+            hooks = [f"<failed to load: {exc}>"]
+        rows.append({**info.__dict__, "hooks": hooks})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    width = max(len(r["name"]) for r in rows)
+    for r in rows:
+        kind = "built-in" if r["builtin"] else f"{r['distribution']} {r['version']}"
+        print(f"{r['name']:<{width}}  {kind}\n{'':<{width}}  hooks: {', '.join(r['hooks'])}")
+    return 0
+
+
+def cmd_config_show(args) -> int:
+    from .context import load_config
+
+    config, _ = load_config(args.config, args.set)
+    text = json.dumps(config.model_dump(mode="json"), indent=2)
+    print(text)
+    return 0
+
+
+def cmd_train(args) -> int:
+    from .trainer.loop import train
+
+    if not args.config and not args.resume:
+        raise ConfigError("train needs a CONFIG file or --resume RUN_DIR")
+    metrics, run_dir = train(args.config, out=args.out, overrides=args.set, resume=args.resume)
+    first = _first_reward(run_dir)
+    print(f"\nrun folder: {run_dir}")
+    print(f"reward/mean: {first:.4f} at the first step -> {metrics['reward/mean']:.4f} at the last")
+    print(f"plots: {run_dir / 'plots'}  checkpoint: {run_dir / 'checkpoints'}")
+    return 0
+
+
+def _first_reward(run_dir) -> float:
+    from .trainer.rundir import read_jsonl
+
+    rows = read_jsonl(run_dir / "metrics.jsonl")
+    return rows[0]["reward/mean"] if rows else float("nan")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="grpo-zoo", description="GRPO-family RL for language models")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("plugins", help="list installed plugins and their hooks")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_plugins)
+
+    p = sub.add_parser("config", help="inspect a run config")
+    csub = p.add_subparsers(dest="config_command", required=True)
+    s = csub.add_parser("show", help="print the fully resolved config with defaults")
+    s.add_argument("config")
+    s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    s.set_defaults(func=cmd_config_show)
+
+    p = sub.add_parser("train", help="train a policy from a TOML config")
+    p.add_argument("config", nargs="?")
+    p.add_argument("--out", help="run folder (default: runs/<timestamp>)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its latest checkpoint")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    p.set_defaults(func=cmd_train)
+
+    for name in ["builtin.cli", *installed_entry_points()]:
+        _plugin_commands(name, sub)
+    return parser
+
+
+def _plugin_commands(name: str, sub) -> None:
+    try:
+        plugin = load_plugin(name)
+    except PluginError as exc:
+        print(f"warning: {exc}", file=sys.stderr)
+        return
+    fn = getattr(plugin, "zoo_register_commands", None)
+    if fn is not None:
+        fn(subparsers=sub)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ConfigError, PluginError, FileNotFoundError) as exc:
+        print(f"grpo-zoo: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

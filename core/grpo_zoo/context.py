@@ -1,0 +1,94 @@
+"""The run context every hook receives: config, hooks, policy engine and shared helpers."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from . import config as cfg
+from .hooks import Hooks
+from .plugins import build_manager
+from .segments import Groups
+from .types import RolloutRequest, Rollouts
+
+
+@dataclass
+class RunContext:
+    config: cfg.CoreConfig
+    hooks: Hooks
+    engine: Any = None  # grpo_zoo.trainer.engine.Engine once the trainer has loaded a model
+    accelerator: Any = None
+    run_dir: Path | None = None
+    step: int = 0
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def plugin_names(self) -> list[str]:
+        return [n for n, _ in self.hooks.pm.list_name_plugin()]
+
+    def plugin_config(self, name: str):
+        return getattr(self.config, name)
+
+    def generator(self, *salt: int) -> torch.Generator:
+        """A torch RNG seeded by the run seed, the step and ``salt``: reproducible on resume."""
+        g = torch.Generator()
+        g.manual_seed(hash((self.config.seed, self.step) + tuple(salt)) & 0x7FFFFFFFFFFFFFFF)
+        return g
+
+    # sampling helpers for wrappers: the inner path, without re-entering zoo_rollout
+    def score(self, rollouts: Rollouts) -> Rollouts:
+        rollouts.rewards = self.hooks.rewards(self, rollouts)
+        return rollouts
+
+    def sample(self, request: RolloutRequest) -> Rollouts:
+        return self.score(self.hooks.generate(self, request))
+
+    # advantage helpers
+    def normalize(self, values: torch.Tensor, groups: Groups) -> torch.Tensor:
+        """(values - centre) / scale with the active centre and scale hooks."""
+        center = self.hooks.group_center(self, values, groups)
+        return (values - center) / self.hooks.group_scale(self, values, groups, center)
+
+    def reward_weights(self, rollouts: Rollouts) -> dict[str, float]:
+        given = self.config.reward.weights
+        missing = sorted(set(given) - set(rollouts.rewards))
+        if missing:
+            raise cfg.ConfigError(
+                f"reward.weights names column(s) {missing} that no reward hook produced "
+                f"(columns: {sorted(rollouts.rewards)})"
+            )
+        return {k: float(given.get(k, 1.0)) for k in rollouts.rewards}
+
+    def compute_advantages(self, rollouts: Rollouts) -> Rollouts:
+        if not rollouts.rewards:
+            raise cfg.ConfigError("no reward columns: enable reward.builtin or a reward plugin")
+        rollouts.advantages = self.hooks.aggregate_rewards(self, rollouts, self.reward_weights(rollouts)).float()
+        rollouts.in_loss = self.hooks.select_for_loss(self, rollouts).bool()
+        return rollouts
+
+
+def load_config(source: str | Path | dict, overrides: list[str] | None = None, extra_plugins: dict | None = None):
+    """Read and validate a run config; returns (config, plugin manager).
+
+    ``extra_plugins`` maps names to plugin objects to register without an
+    entry point (tests, notebooks); they are active like named plugins.
+    """
+    raw = cfg.read_toml(source) if not isinstance(source, dict) else source
+    raw = cfg.apply_overrides(raw, overrides or [])
+    names = raw.get("plugins", [])
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise cfg.ConfigError(f"plugins: expected a list of plugin names, got {names!r}")
+    owners = (raw.get("run") or {}).get("hook_owners") or {}
+    pm = build_manager(names, owners, extra_plugins)
+    sections = Hooks(pm).per_plugin("zoo_config_model")
+    for name, model in (extra_plugins or {}).items():
+        if name not in sections and name in raw:
+            raise cfg.ConfigError(f"section [{name}] is given but plugin {name!r} declares no config model")
+    return cfg.validate(raw, sections), pm
+
+
+def make_context(source, overrides=None, extra_plugins=None, **kwargs) -> RunContext:
+    config, pm = load_config(source, overrides, extra_plugins)
+    return RunContext(config=config, hooks=Hooks(pm), **kwargs)

@@ -1,0 +1,137 @@
+"""A typed facade over the plugin manager: call sites get typed results and errors that name the plugin."""
+from __future__ import annotations
+
+from typing import Any
+
+import pluggy
+import torch
+
+from .plugins import PER_PLUGIN_HOOKS, PluginHookError, culprit
+from .segments import Groups
+from .types import LossInputs, RolloutRequest, Rollouts, Task
+
+
+class Hooks:
+    def __init__(self, pm: pluggy.PluginManager):
+        self.pm = pm
+
+    def _call(self, hook: str, **kwargs):
+        try:
+            return getattr(self.pm.hook, hook)(**kwargs)
+        except PluginHookError:
+            raise
+        except Exception as exc:
+            raise PluginHookError(culprit(self.pm, hook, exc), hook, exc) from exc
+
+    def _first(self, hook: str, **kwargs):
+        out = self._call(hook, **kwargs)
+        if out is None:
+            raise PluginHookError("?", hook, RuntimeError("no plugin answered (built-ins are missing?)"))
+        return out
+
+    def per_plugin(self, hook: str, **kwargs) -> dict[str, Any]:
+        """Call ``hook`` on each plugin separately; returns {plugin name: answer} for non-None answers."""
+        assert hook in PER_PLUGIN_HOOKS, hook
+        out = {}
+        for impl in getattr(self.pm.hook, hook).get_hookimpls():
+            try:
+                value = impl.function(**kwargs)
+            except Exception as exc:
+                raise PluginHookError(impl.plugin_name, hook, exc) from exc
+            if value is not None:
+                out[impl.plugin_name] = value
+        return out
+
+    def load_state_dicts(self, ctx, states: dict[str, Any]) -> None:
+        for impl in self.pm.hook.zoo_load_state_dict.get_hookimpls():
+            if impl.plugin_name in states:
+                try:
+                    impl.function(ctx=ctx, state=states[impl.plugin_name])
+                except Exception as exc:
+                    raise PluginHookError(impl.plugin_name, "zoo_load_state_dict", exc) from exc
+
+    # curriculum
+    def task_source(self, ctx):
+        return self._first("zoo_task_source", ctx=ctx)
+
+    def select_tasks(self, ctx, source, step: int, count: int) -> list[Task]:
+        return self._first("zoo_select_tasks", ctx=ctx, source=source, step=step, count=count)
+
+    def observe(self, ctx, rollouts: Rollouts) -> None:
+        self._call("zoo_observe", ctx=ctx, rollouts=rollouts)
+
+    # sampling
+    def plan_budget(self, ctx, tasks: list[Task], group_size: int) -> list[int]:
+        budgets = [int(b) for b in self._first("zoo_plan_budget", ctx=ctx, tasks=tasks, group_size=group_size)]
+        if len(budgets) != len(tasks):
+            raise PluginHookError("?", "zoo_plan_budget", ValueError(f"{len(budgets)} budgets for {len(tasks)} tasks"))
+        return budgets
+
+    def build_prompt(self, ctx, task: Task):
+        return self._first("zoo_build_prompt", ctx=ctx, task=task)
+
+    def rollout(self, ctx, request: RolloutRequest) -> Rollouts:
+        return self._first("zoo_rollout", ctx=ctx, request=request)
+
+    def generate(self, ctx, request: RolloutRequest) -> Rollouts:
+        return self._first("zoo_generate", ctx=ctx, request=request)
+
+    # reward
+    def rewards(self, ctx, rollouts: Rollouts) -> dict[str, torch.Tensor]:
+        cols: dict[str, torch.Tensor] = {}
+        impls = self.pm.hook.zoo_reward.get_hookimpls()
+        for impl in reversed(impls):  # registration order: built-ins first
+            try:
+                out = impl.function(ctx=ctx, rollouts=rollouts)
+            except Exception as exc:
+                raise PluginHookError(impl.plugin_name, "zoo_reward", exc) from exc
+            for name, col in (out or {}).items():
+                if name in cols:
+                    raise PluginHookError(
+                        impl.plugin_name, "zoo_reward", ValueError(f"reward column {name!r} is already produced")
+                    )
+                col = torch.as_tensor(col, dtype=torch.float32).flatten()
+                if col.numel() != len(rollouts):
+                    raise PluginHookError(
+                        impl.plugin_name,
+                        "zoo_reward",
+                        ValueError(f"column {name!r} has {col.numel()} values for {len(rollouts)} rollouts"),
+                    )
+                cols[name] = col
+        return cols
+
+    # advantage
+    def group_center(self, ctx, values: torch.Tensor, groups: Groups) -> torch.Tensor:
+        return self._first("zoo_group_center", ctx=ctx, values=values, groups=groups)
+
+    def group_scale(self, ctx, values: torch.Tensor, groups: Groups, center: torch.Tensor) -> torch.Tensor:
+        return self._first("zoo_group_scale", ctx=ctx, values=values, groups=groups, center=center)
+
+    def aggregate_rewards(self, ctx, rollouts: Rollouts, weights: dict[str, float]) -> torch.Tensor:
+        return self._first("zoo_aggregate_rewards", ctx=ctx, rollouts=rollouts, weights=weights)
+
+    def select_for_loss(self, ctx, rollouts: Rollouts) -> torch.Tensor:
+        return self._first("zoo_select_for_loss", ctx=ctx, rollouts=rollouts)
+
+    # loss
+    def policy_loss(self, ctx, inputs: LossInputs) -> torch.Tensor:
+        return self._first("zoo_policy_loss", ctx=ctx, inputs=inputs)
+
+    def kl(self, ctx, inputs: LossInputs) -> torch.Tensor:
+        return self._first("zoo_kl", ctx=ctx, inputs=inputs)
+
+    def aggregate_loss(self, ctx, per_token: torch.Tensor, inputs: LossInputs) -> torch.Tensor:
+        return self._first("zoo_aggregate_loss", ctx=ctx, per_token=per_token, inputs=inputs)
+
+    # lifecycle
+    def run_start(self, ctx) -> None:
+        self._call("zoo_run_start", ctx=ctx)
+
+    def run_end(self, ctx, metrics: dict) -> None:
+        self._call("zoo_run_end", ctx=ctx, metrics=metrics)
+
+    def step_metrics(self, ctx, rollouts: Rollouts, step: int) -> dict[str, float]:
+        merged: dict[str, float] = {}
+        for part in self._call("zoo_step_metrics", ctx=ctx, rollouts=rollouts, step=step):
+            merged.update(part or {})
+        return merged

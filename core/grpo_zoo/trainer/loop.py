@@ -1,0 +1,133 @@
+"""The training run: setup, the step loop with a progress bar, run folder, checkpoints and resume."""
+from __future__ import annotations
+
+import json
+import math
+import random
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from ..context import RunContext, make_context
+from . import checkpoint
+from .engine import CompletionLogprobs, Engine
+from .models import load_model_and_tokenizer
+from .rundir import append_jsonl, new_run_dir, plot_run, sample_rows, truncate_metrics, write_manifest
+from .step import train_step
+
+
+def lr_lambda(cfg):
+    total = max(cfg.train.steps * cfg.loss.num_iterations, 1)
+    warm = cfg.train.warmup_steps * cfg.loss.num_iterations
+
+    def f(k: int) -> float:
+        if warm and k < warm:
+            return (k + 1) / warm
+        if cfg.train.schedule == "constant":
+            return 1.0
+        frac = (k - warm) / max(total - warm, 1)
+        if cfg.train.schedule == "linear":
+            return max(0.0, 1.0 - frac)
+        return 0.5 * (1 + math.cos(math.pi * min(frac, 1.0)))
+
+    return f
+
+
+def seed_all(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+class Trainer:
+    """Owns one run. ``ctx`` carries the config and hooks; ``run()`` trains and returns the last metrics."""
+
+    def __init__(self, ctx: RunContext, run_dir: str | Path | None = None, resume: bool = False, progress: bool = True):
+        self.ctx = ctx
+        self.progress = progress
+        cfg = ctx.config
+        if cfg.train.threads:
+            torch.set_num_threads(cfg.train.threads)
+        from accelerate import Accelerator
+
+        self.acc = Accelerator(cpu=not torch.cuda.is_available())
+        ctx.accelerator = self.acc if self.acc.num_processes > 1 else None
+        seed_all(cfg.seed)
+        self.run_dir = Path(run_dir) if run_dir else new_run_dir()
+        ctx.run_dir = self.run_dir
+        if self.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        model, tok = load_model_and_tokenizer(cfg.model, cfg.train.dtype)
+        self.start_step = 0
+        ckpt = checkpoint.latest(self.run_dir) if resume else None
+        if resume and ckpt is None:
+            raise FileNotFoundError(f"--resume {self.run_dir}: no checkpoint found under {self.run_dir / 'checkpoints'}")
+        if ckpt is not None:
+            model, tok = load_model_and_tokenizer(str(ckpt / "model"), cfg.train.dtype)
+        model.train()
+        engine = Engine(model, tok, temperature=cfg.sampling.temperature)
+        self.optimizer = torch.optim.AdamW(
+            [p for p in model.parameters() if p.requires_grad], lr=cfg.train.lr, weight_decay=cfg.train.weight_decay
+        )
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(cfg))
+        if ctx.accelerator is not None:
+            engine.scorer, self.optimizer = self.acc.prepare(engine.scorer, self.optimizer)
+        if cfg.loss.beta > 0:  # the frozen reference exists only when the KL term is on
+            ref, _ = load_model_and_tokenizer(cfg.model, cfg.train.dtype)
+            ref.eval().requires_grad_(False)
+            engine.ref_scorer = CompletionLogprobs(ref, cfg.sampling.temperature)
+        ctx.engine = engine
+        self.source = ctx.hooks.task_source(ctx)
+        if ckpt is not None:
+            self.start_step = checkpoint.load_state(ctx, ckpt, self.optimizer, self.scheduler)
+            if self.is_main:
+                truncate_metrics(self.run_dir, self.start_step)
+
+    @property
+    def is_main(self) -> bool:
+        return self.acc.is_main_process
+
+    def run(self) -> dict:
+        ctx, cfg = self.ctx, self.ctx.config
+        if self.is_main:
+            write_manifest(ctx, self.run_dir)
+        ctx.hooks.run_start(ctx)
+        metrics: dict = {}
+        bar = tqdm(
+            range(self.start_step, cfg.train.steps),
+            initial=self.start_step,
+            total=cfg.train.steps,
+            desc="grpo",
+            disable=not (self.progress and self.is_main),
+            unit="step",
+        )
+        for step in bar:
+            seed_all(hash((cfg.seed, step)) & 0x7FFFFFFF)
+            metrics, rollouts = train_step(ctx, self.source, step, self.optimizer, self.scheduler)
+            if self.is_main:
+                append_jsonl(self.run_dir / "metrics.jsonl", [metrics])
+                append_jsonl(self.run_dir / "samples.jsonl", sample_rows(rollouts, step, cfg.train.samples_per_step))
+            bar.set_postfix(reward=f"{metrics['reward/mean']:.3f}", s_step=f"{metrics['time/step_s']:.1f}")
+            last = step == cfg.train.steps - 1
+            every = cfg.train.checkpoint_every
+            if last or (every and (step + 1) % every == 0):
+                self.acc.wait_for_everyone()
+                if self.is_main:
+                    checkpoint.save(ctx, self.run_dir, step, self.optimizer, self.scheduler)
+        ctx.hooks.run_end(ctx, metrics)
+        if self.is_main:
+            (self.run_dir / "summary.json").write_text(json.dumps(metrics, indent=2))
+            plot_run(self.run_dir)
+        return metrics
+
+
+def train(config, out: str | None = None, overrides: list[str] | None = None, resume: str | None = None, progress=True, extra_plugins=None) -> tuple[dict, Path]:
+    """Train from a config path (or dict); with ``resume`` the run folder's own manifest config is used."""
+    if resume:
+        manifest = json.loads((Path(resume) / "manifest.json").read_text())
+        ctx = make_context(manifest["config"], overrides, extra_plugins)
+        trainer = Trainer(ctx, resume, resume=True, progress=progress)
+    else:
+        ctx = make_context(config, overrides, extra_plugins)
+        trainer = Trainer(ctx, out, progress=progress)
+    return trainer.run(), trainer.run_dir

@@ -1,0 +1,137 @@
+"""One GRPO training step: select, budget, roll out, score, advantages, policy update."""
+from __future__ import annotations
+
+import time
+
+import torch
+
+from ..segments import segment_all_equal
+from ..types import LossInputs, RolloutRequest, Rollouts
+from .distributed import gather_rollouts, shard
+
+
+def make_request(ctx, tasks) -> RolloutRequest:
+    budgets = ctx.hooks.plan_budget(ctx, tasks, ctx.config.sampling.group_size)
+    return RolloutRequest(tasks=list(tasks), prompts=[ctx.hooks.build_prompt(ctx, t) for t in tasks], budgets=budgets)
+
+
+def collect(ctx, tasks) -> Rollouts:
+    """Roll out and score this rank's share of ``tasks``; every rank ends with the whole batch."""
+    local = shard(ctx, list(range(len(tasks))))
+    request = make_request(ctx, [tasks[i] for i in local])
+    rollouts = ctx.hooks.rollout(ctx, request)
+    return gather_rollouts(ctx, rollouts, tasks, local)
+
+
+def micro_batches(rollouts: Rollouts, idx: list[int], size: int) -> list[list[int]]:
+    # Similar total lengths share a micro-batch (less padding); the order is deterministic.
+    key = lambda i: (len(rollouts.prompt_ids[i]) + len(rollouts.completion_ids[i]), i)  # noqa: E731
+    ordered = sorted(idx, key=key)
+    return [ordered[k : k + size] for k in range(0, len(ordered), size)]
+
+
+def policy_update(ctx, rollouts: Rollouts, optimizer, scheduler) -> dict[str, float]:
+    """num_iterations optimizer steps over the rollouts that enter the loss."""
+    engine, cfg = ctx.engine, ctx.config
+    acc = ctx.accelerator
+    world = acc.num_processes if acc is not None else 1
+    chosen = torch.nonzero(rollouts.in_loss).flatten().tolist()
+    mine = shard(ctx, chosen)
+    batches = micro_batches(rollouts, mine, cfg.train.micro_batch_size)
+    lengths = rollouts.completion_lengths()
+    # Normalizers span the whole optimizer step on every rank, divided by the
+    # world size because DDP averages the ranks' gradients.
+    total_tokens = float(lengths[chosen].sum()) / world
+    total_seqs = len(chosen) / world
+    longest = int(lengths.max()) if len(lengths) else 1
+    max_len = max(cfg.sampling.max_new_tokens, longest)
+
+    def ids(mb):
+        return [rollouts.prompt_ids[i] for i in mb], [rollouts.completion_ids[i] for i in mb]
+
+    old, ref = {}, {}
+    with torch.no_grad():
+        for k, mb in enumerate(batches):
+            if cfg.loss.num_iterations > 1:
+                old[k] = engine.logprobs(*ids(mb))[0].detach()
+            if cfg.loss.beta > 0:
+                ref[k] = engine.logprobs(*ids(mb), scorer=engine.ref_scorer)[0].detach()
+
+    stats = {"loss": 0.0, "kl": 0.0, "clip_frac": 0.0, "grad_norm": 0.0}
+    params = [p for p in engine.model.parameters() if p.requires_grad]
+    for _ in range(cfg.loss.num_iterations):
+        optimizer.zero_grad(set_to_none=True)
+        kl_sum = clip_sum = tok_sum = 0.0
+        for k, mb in enumerate(batches):
+            logp, mask = engine.logprobs(*ids(mb))
+            inputs = LossInputs(
+                logp=logp,
+                old_logp=old.get(k, logp.detach()),
+                advantages=rollouts.advantages[mb].to(logp.device),
+                mask=mask,
+                ref_logp=ref.get(k),
+                total_tokens=total_tokens,
+                total_sequences=total_seqs,
+                max_completion_length=max_len,
+                num_micro_batches=len(batches),
+            )
+            per_token = ctx.hooks.policy_loss(ctx, inputs)
+            if cfg.loss.beta > 0:
+                kl = ctx.hooks.kl(ctx, inputs)
+                per_token = per_token + cfg.loss.beta * kl
+                kl_sum += float((kl * mask).sum())
+            loss = ctx.hooks.aggregate_loss(ctx, per_token, inputs)
+            if acc is not None:
+                acc.backward(loss)
+            else:
+                loss.backward()
+            stats["loss"] += float(loss.detach())
+            ratio = torch.exp(logp.detach() - inputs.old_logp)
+            clipped = (ratio < 1 - cfg.loss.epsilon_low) | (ratio > 1 + cfg.loss.epsilon_high)
+            clip_sum += float((clipped & mask).sum())
+            tok_sum += float(mask.sum())
+        if cfg.train.grad_clip > 0:
+            norm = torch.nn.utils.clip_grad_norm_(params, cfg.train.grad_clip)
+            stats["grad_norm"] = float(norm)
+        optimizer.step()
+        scheduler.step()
+        stats["kl"] = kl_sum / max(tok_sum, 1.0)
+        stats["clip_frac"] = clip_sum / max(tok_sum, 1.0)
+    stats["loss"] /= cfg.loss.num_iterations
+    stats["lr"] = scheduler.get_last_lr()[0]
+    return stats
+
+
+def train_step(ctx, source, step: int, optimizer, scheduler) -> tuple[dict, Rollouts]:
+    cfg = ctx.config
+    ctx.step = step
+    t0 = time.perf_counter()
+    tasks = ctx.hooks.select_tasks(ctx, source, step, cfg.train.prompts_per_step)
+    rollouts = collect(ctx, tasks)
+    t1 = time.perf_counter()
+    ctx.hooks.observe(ctx, rollouts)
+    ctx.compute_advantages(rollouts)
+    stats = policy_update(ctx, rollouts, optimizer, scheduler)
+    t2 = time.perf_counter()
+    metrics = step_metrics(ctx, rollouts, step, stats)
+    metrics.update({"time/generate_s": t1 - t0, "time/train_s": t2 - t1, "time/step_s": t2 - t0})
+    metrics.update(ctx.hooks.step_metrics(ctx, rollouts, step))
+    return metrics, rollouts
+
+
+def step_metrics(ctx, rollouts: Rollouts, step: int, stats: dict) -> dict:
+    weights = ctx.reward_weights(rollouts)
+    total = sum(weights[k] * v for k, v in rollouts.rewards.items())
+    groups = rollouts.groups
+    m = {"step": step, "reward/mean": float(total.mean()), "reward/std": float(total.std()) if len(total) > 1 else 0.0}
+    for k, v in rollouts.rewards.items():
+        m[f"reward/{k}/mean"] = float(v.mean())
+    m["frac_zero_std"] = float(segment_all_equal(total, groups).float().mean())
+    m["rollouts"] = len(rollouts)
+    m["rollouts_in_loss"] = int(rollouts.in_loss.sum())
+    m["tokens"] = int(rollouts.completion_lengths().sum())
+    m["completion_len/mean"] = float(rollouts.completion_lengths().float().mean())
+    m["advantage/abs_mean"] = float(rollouts.advantages.abs().mean())
+    m.update({k: v for k, v in stats.items() if k != "kl" or ctx.config.loss.beta > 0})
+    m.update(rollouts.metrics)
+    return m

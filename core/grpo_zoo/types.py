@@ -1,0 +1,206 @@
+"""Typed objects that hooks receive: tasks, rollout requests and rollout batches."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable
+
+import torch
+
+from .segments import Groups
+
+
+@dataclass
+class Task:
+    """One prompt of a verifiable task.
+
+    ``prompt`` is either plain text (the user turn) or a list of chat messages.
+    ``score``, when given, maps a completion text to a reward in [0, 1]
+    (e.g. a reasoning-gym scorer); otherwise the built-in answer match is used.
+    """
+
+    id: str
+    prompt: str | list[dict]
+    answer: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    score: Callable[[str], float] | None = field(default=None, repr=False, compare=False)
+
+    def question(self) -> str:
+        """The task's user text, whatever form the prompt has."""
+        if isinstance(self.prompt, str):
+            return self.prompt
+        return "\n".join(m["content"] for m in self.prompt if m.get("role") == "user")
+
+
+@dataclass
+class RolloutRequest:
+    """What the sampling stage is asked to produce for one step.
+
+    Wrappers of ``zoo_rollout`` may rewrite ``prompts`` and ``budgets`` before
+    yielding to the inner implementation (iGRPO appends drafts this way).
+    ``prompts[i]`` is the text or chat messages for ``tasks[i]``; ``budgets[i]``
+    how many rollouts it gets.
+    """
+
+    tasks: list[Task]
+    prompts: list[str | list[dict]]
+    budgets: list[int]
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self):
+        if not (len(self.tasks) == len(self.prompts) == len(self.budgets)):
+            raise ValueError(
+                f"tasks, prompts and budgets differ in length: "
+                f"{len(self.tasks)}, {len(self.prompts)}, {len(self.budgets)}"
+            )
+        bad = [b for b in self.budgets if int(b) < 1]
+        if bad:
+            raise ValueError(f"every budget must be >= 1, got {bad[0]}")
+
+    def subset(self, idx: list[int], budgets: list[int] | None = None) -> "RolloutRequest":
+        return RolloutRequest(
+            tasks=[self.tasks[i] for i in idx],
+            prompts=[self.prompts[i] for i in idx],
+            budgets=list(budgets) if budgets is not None else [self.budgets[i] for i in idx],
+            extras=dict(self.extras),
+        )
+
+
+# Per-rollout fields: every list or tensor of length R (the rollout count).
+_PER_ROLLOUT = ("group", "prompt_text", "prompt_ids", "completion_ids", "completion_text", "sample_logp", "in_loss")
+
+
+@dataclass
+class Rollouts:
+    """A ragged batch of rollouts: rollout i belongs to group ``group[i]``.
+
+    Group g is the g-th task of ``tasks``; groups have any size, 1 included.
+    ``prompt_text``/``prompt_ids`` are the exact context each completion was
+    sampled in (and the context its log-probs are computed in: iGRPO's
+    draft-augmented prompt, a hinted prompt). ``rewards`` holds named reward
+    columns, ``advantages`` one value per rollout once computed, and
+    ``in_loss`` which rollouts reach the loss.
+    """
+
+    tasks: list[Task]
+    group: torch.Tensor
+    prompt_text: list[str]
+    prompt_ids: list[list[int]]
+    completion_ids: list[list[int]]
+    completion_text: list[str]
+    sample_logp: list[torch.Tensor] | None = None
+    rewards: dict[str, torch.Tensor] = field(default_factory=dict)
+    advantages: torch.Tensor | None = None
+    in_loss: torch.Tensor | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.group = torch.as_tensor(self.group, dtype=torch.long)
+        n = self.group.numel()
+        for name in _PER_ROLLOUT[1:]:
+            v = getattr(self, name)
+            if v is not None and len(v) != n:
+                raise ValueError(f"Rollouts.{name} has {len(v)} entries for {n} rollouts")
+        if n and int(self.group.max()) >= len(self.tasks):
+            raise ValueError(f"group index {int(self.group.max())} but only {len(self.tasks)} tasks")
+        if self.in_loss is None:
+            self.in_loss = torch.ones(n, dtype=torch.bool)
+
+    def __len__(self) -> int:
+        return self.group.numel()
+
+    @property
+    def groups(self) -> Groups:
+        return Groups.from_index(self.group, len(self.tasks))
+
+    def completion_lengths(self) -> torch.Tensor:
+        return torch.tensor([len(c) for c in self.completion_ids], dtype=torch.long)
+
+    def task_of(self, i: int) -> Task:
+        return self.tasks[int(self.group[i])]
+
+    def take(self, idx) -> "Rollouts":
+        """Rollouts at positions ``idx``; tasks and group ids are kept as they are."""
+        idx = torch.as_tensor(idx, dtype=torch.long)
+        ids = idx.tolist()
+
+        def pick(v):
+            if v is None:
+                return None
+            if isinstance(v, torch.Tensor):
+                return v[idx]
+            return [v[i] for i in ids]
+
+        return replace(
+            self,
+            group=self.group[idx],
+            prompt_text=pick(self.prompt_text),
+            prompt_ids=pick(self.prompt_ids),
+            completion_ids=pick(self.completion_ids),
+            completion_text=pick(self.completion_text),
+            sample_logp=pick(self.sample_logp),
+            rewards={k: v[idx] for k, v in self.rewards.items()},
+            advantages=None if self.advantages is None else self.advantages[idx],
+            in_loss=self.in_loss[idx],
+            extras=dict(self.extras),
+            metrics=dict(self.metrics),
+        )
+
+    def replace_groups(self, group_ids: list[int], new: "Rollouts") -> "Rollouts":
+        """Drop every rollout of ``group_ids`` and put ``new``'s rollouts in their place.
+
+        ``new.group`` indexes into ``self.tasks`` (same task list). Used by
+        methods that re-sample some groups (hint learning). Rewards must have
+        the same columns on both sides.
+        """
+        if set(new.rewards) != set(self.rewards):
+            raise ValueError(f"reward columns differ: {sorted(self.rewards)} vs {sorted(new.rewards)}")
+        drop = torch.isin(self.group, torch.as_tensor(group_ids, dtype=torch.long))
+        keep = self.take(torch.nonzero(~drop).flatten())
+        return Rollouts.concat([keep, replace(new, tasks=self.tasks)])
+
+    @staticmethod
+    def concat(parts: list["Rollouts"]) -> "Rollouts":
+        """Join batches that share one task list (group ids are not shifted)."""
+        first = parts[0]
+        if any(p.tasks is not first.tasks and p.tasks != first.tasks for p in parts):
+            raise ValueError("Rollouts.concat needs batches over the same task list")
+        cols = set(first.rewards)
+        logp = None if any(p.sample_logp is None for p in parts) else [x for p in parts for x in p.sample_logp]
+        adv = None if any(p.advantages is None for p in parts) else torch.cat([p.advantages for p in parts])
+        return Rollouts(
+            tasks=first.tasks,
+            group=torch.cat([p.group for p in parts]),
+            prompt_text=[x for p in parts for x in p.prompt_text],
+            prompt_ids=[x for p in parts for x in p.prompt_ids],
+            completion_ids=[x for p in parts for x in p.completion_ids],
+            completion_text=[x for p in parts for x in p.completion_text],
+            sample_logp=logp,
+            rewards={k: torch.cat([p.rewards[k] for p in parts]) for k in cols},
+            advantages=adv,
+            in_loss=torch.cat([p.in_loss for p in parts]),
+            extras=dict(first.extras),
+            metrics=dict(first.metrics),
+        )
+
+
+@dataclass
+class LossInputs:
+    """Per-token tensors of one micro-batch, padded to [B, T] with ``mask``.
+
+    ``old_logp`` is the log-prob at sampling time (num_iterations > 1) or the
+    detached current one; ``ref_logp`` is present only when beta > 0.
+    Normalizers are explicit (NeMo-RL style): ``total_tokens`` counts the
+    completion tokens of the whole optimizer step across micro-batches and
+    processes, ``total_sequences`` its completions.
+    """
+
+    logp: torch.Tensor
+    old_logp: torch.Tensor
+    advantages: torch.Tensor
+    mask: torch.Tensor
+    ref_logp: torch.Tensor | None = None
+    total_tokens: float = 0.0
+    total_sequences: float = 0.0
+    max_completion_length: int = 0
+    num_micro_batches: int = 1
