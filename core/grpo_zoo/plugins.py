@@ -133,6 +133,8 @@ def _first_hooks() -> list[str]:
 
 def implemented_hooks(plugin) -> list[str]:
     """Names of the hooks that ``plugin`` (module or object) implements."""
+    if isinstance(plugin, type):
+        plugin = plugin()
     out = []
     for attr in dir(plugin):
         if attr.startswith("zoo_") and hasattr(getattr(plugin, attr, None), "grpo_zoo_impl"):
@@ -184,6 +186,9 @@ def build_manager(names: list[str], owners: dict[str, str] | None = None, extra:
         active[name] = (extra or {}).get(name) or load_plugin(name, eps)
     for name, obj in (extra or {}).items():
         active.setdefault(name, obj)
+    # A plugin published as a class gets a fresh instance per run: its state
+    # (statistics tables, optimizers) never leaks from one run into another.
+    active = {n: (p() if isinstance(p, type) else p) for n, p in active.items()}
     unknown = {h for h in owners if ("zoo_" + h.removeprefix("zoo_")) not in _first_hooks()}
     if unknown:
         raise PluginError(f"run.hook_owners names unknown hook(s): {', '.join(sorted(unknown))}")

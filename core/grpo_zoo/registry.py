@@ -1,0 +1,77 @@
+"""The plugin catalog: one TOML file per plugin under registry/plugins/, validated by a pydantic schema.
+
+One file per entry (rather than one shared file) lets third parties add an
+entry in a pull request that never conflicts with anyone else's.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from . import hookspecs
+from .config import format_errors, tomllib
+
+HOOKS = sorted(n for n in dir(hookspecs) if n.startswith("zoo_"))
+
+
+class Paper(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    title: str
+    arxiv: str | None = Field(None, description="arXiv id, e.g. 2601.22582")
+
+    @field_validator("arxiv")
+    @classmethod
+    def _arxiv(cls, v):
+        if v is not None and not re.fullmatch(r"\d{4}\.\d{4,5}(v\d+)?", v):
+            raise ValueError(f"not an arXiv id: {v!r}")
+        return v
+
+
+class Entry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(description="entry point name in the grpo_zoo group")
+    distribution: str
+    kind: Literal["builtin", "first-party", "third-party"]
+    summary: str
+    hooks: list[str]
+    papers: list[Paper] = Field(default_factory=list)
+    min_core_version: str = "0.1.0"
+    homepage: str | None = None
+
+    @field_validator("hooks")
+    @classmethod
+    def _hooks(cls, v):
+        bad = [h for h in v if h not in HOOKS]
+        if bad:
+            raise ValueError(f"unknown hook(s) {bad}; hooks are {HOOKS}")
+        return sorted(v)
+
+
+def default_root() -> Path:
+    return Path(__file__).resolve().parents[2] / "registry" / "plugins"
+
+
+def load_catalog(root: str | Path | None = None) -> list[Entry]:
+    root = Path(root) if root else default_root()
+    if not root.is_dir():
+        raise FileNotFoundError(f"registry folder not found: {root}")
+    entries, errors, names = [], [], {}
+    for path in sorted(root.glob("*.toml")):
+        try:
+            entry = Entry.model_validate(tomllib.loads(path.read_text()))
+        except ValidationError as err:
+            errors.append(f"{path.name}: {format_errors(err)}")
+            continue
+        except tomllib.TOMLDecodeError as err:
+            errors.append(f"{path.name}: invalid TOML: {err}")
+            continue
+        if entry.name in names:
+            errors.append(f"{path.name}: name {entry.name!r} already used by {names[entry.name]}")
+        names[entry.name] = path.name
+        entries.append(entry)
+    if errors:
+        raise ValueError("registry errors:\n" + "\n".join(errors))
+    return entries
