@@ -14,7 +14,6 @@ models rewards with spread, so advantages and the loss are non-zero.
 from __future__ import annotations
 
 import copy
-import inspect
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,10 +21,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from . import hookspecs
 from .context import make_context
 from .hookspecs import hookimpl
-from .plugins import implemented_hooks
+from .contract import check_plugin
 from .trainer.rundir import read_jsonl
 
 
@@ -100,26 +98,6 @@ def zoo_train_step(tmp_path):
         return StepResult(read_jsonl(out / "metrics.jsonl"), out, ctx)
 
     return run
-
-
-def check_plugin(plugin) -> list[str]:
-    """Contract checks; returns the hooks the plugin implements. Raises AssertionError on a breach."""
-    hooks = implemented_hooks(plugin)
-    assert hooks, f"{plugin!r} implements no grpo_zoo hook"
-    for name in hooks:
-        spec = getattr(hookspecs, name, None)
-        assert spec is not None, f"{name} is not a grpo_zoo hookspec (typo?)"
-        allowed = set(inspect.signature(spec).parameters)
-        impl = getattr(plugin, name)
-        params = [p for p in inspect.signature(impl).parameters if p != "self"]
-        extra = set(params) - allowed
-        assert not extra, f"{name} takes {sorted(extra)} that the spec does not pass (spec: {sorted(allowed)})"
-    if "zoo_config_model" in hooks:
-        model = plugin.zoo_config_model()
-        default = model()  # every key needs a default
-        assert model.model_config.get("extra") == "forbid", f"{model.__name__} must forbid unknown keys"
-        model.model_validate(default.model_dump())
-    return hooks
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Built-in sub-commands registered through the same hook that plugins use."""
+"""Built-in sub-commands (plot, new-plugin, registry), registered through the same hook plugins use."""
 from ..hookspecs import hookimpl
 
 
@@ -10,8 +10,64 @@ def _plot(args) -> int:
     return 0
 
 
+def _new_plugin(args) -> int:
+    from ..scaffold import scaffold
+
+    root = scaffold(args.name, args.dir, args.hooks)
+    print(f"created {root}\nnext: pip install -e {root} && pytest {root / 'tests'}")
+    return 0
+
+
+def _registry_list(args) -> int:
+    from ..registry import load_catalog
+
+    for e in load_catalog(args.root):
+        papers = "; ".join(f"{p.title} (arXiv {p.arxiv})" if p.arxiv else p.title for p in e.papers)
+        print(f"{e.name:<20} {e.distribution:<28} {e.kind:<11} {e.summary}")
+        if papers:
+            print(f"{'':<20} paper: {papers}")
+    return 0
+
+
+def _registry_check(args) -> int:
+    from ..contract import ContractError, check_plugin
+    from ..plugins import PluginError, installed_entry_points, load_plugin
+    from ..registry import load_catalog
+
+    entries = load_catalog(args.root)
+    installed = set(installed_entry_points())
+    problems = []
+    for e in entries:
+        if e.kind != "builtin" and e.name not in installed:
+            continue
+        try:
+            hooks = check_plugin(load_plugin(e.name))
+        except (ContractError, PluginError) as exc:
+            problems.append(f"{e.name}: {exc}")
+            continue
+        if sorted(hooks) != e.hooks:
+            problems.append(f"{e.name}: catalog lists hooks {e.hooks} but the plugin implements {sorted(hooks)}")
+    print(f"{len(entries)} catalog entries valid; {len(problems)} problem(s) with installed plugins")
+    for p in problems:
+        print(f"  {p}")
+    return 1 if problems else 0
+
+
 @hookimpl
 def zoo_register_commands(subparsers):
     p = subparsers.add_parser("plot", help="(re)draw a run folder's plots")
     p.add_argument("run_dir")
     p.set_defaults(func=_plot)
+
+    p = subparsers.add_parser("new-plugin", help="scaffold a publishable plugin package")
+    p.add_argument("name", help="plugin (entry point) name, e.g. length_penalty")
+    p.add_argument("--hooks", default="", help="comma list of families or hooks, e.g. advantage,reward")
+    p.add_argument("--dir", default=".", help="where to create grpo-zoo-NAME/")
+    p.set_defaults(func=_new_plugin)
+
+    p = subparsers.add_parser("registry", help="the plugin catalog")
+    sub = p.add_subparsers(dest="registry_command", required=True)
+    for name, fn, text in (("list", _registry_list, "print the catalog"), ("check", _registry_check, "validate it")):
+        q = sub.add_parser(name, help=text)
+        q.add_argument("--root", default=None, help="catalog folder (default: the repo's registry/plugins)")
+        q.set_defaults(func=fn)
