@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from .config import ConfigError
@@ -42,6 +43,8 @@ def cmd_train(args) -> int:
     if not args.config and not args.resume:
         raise ConfigError("train needs a CONFIG file or --resume RUN_DIR")
     metrics, run_dir = train(args.config, out=args.out, overrides=args.set, resume=args.resume)
+    if int(os.environ.get("RANK", "0")) != 0:  # one summary per run: distributed ranks leave it to rank 0
+        return 0
     first = _first_reward(run_dir)
     print(f"\nrun folder: {run_dir}")
     print(f"reward/mean: {first:.4f} at the first step -> {metrics['reward/mean']:.4f} at the last")
@@ -56,7 +59,7 @@ def _first_reward(run_dir) -> float:
     return rows[0]["reward/mean"] if rows else float("nan")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(with_plugins: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="grpo-zoo", description="GRPO-family RL for language models")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -78,8 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
     p.set_defaults(func=cmd_train)
 
-    for name in ["builtin.cli", *installed_entry_points()]:
-        _plugin_commands(name, sub)
+    _plugin_commands("builtin.cli", sub)
+    if with_plugins:
+        for name in installed_entry_points():
+            _plugin_commands(name, sub)
     return parser
 
 
@@ -89,13 +94,22 @@ def _plugin_commands(name: str, sub) -> None:
     except PluginError as exc:
         print(f"warning: {exc}", file=sys.stderr)
         return
+    if isinstance(plugin, type):  # a class plugin: its hooks are methods of an instance
+        plugin = plugin()
     fn = getattr(plugin, "zoo_register_commands", None)
     if fn is not None:
-        fn(subparsers=sub)
+        try:
+            fn(subparsers=sub)
+        except Exception as exc:  # one broken plugin must not take the whole CLI down
+            print(f"warning: plugin {name!r} failed in hook zoo_register_commands: {exc}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    # Core commands never import installed plugins: a plugin a run does not name must not
+    # run even its module-level code (reproducibility).
+    core = {"plugins", "config", "train", "plot", "new-plugin", "registry"}
+    args = build_parser(with_plugins=not (argv and argv[0] in core)).parse_args(argv)
     try:
         return args.func(args)
     except (ConfigError, PluginError, FileNotFoundError) as exc:

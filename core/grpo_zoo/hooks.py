@@ -79,8 +79,9 @@ class Hooks:
     # reward
     def rewards(self, ctx, rollouts: Rollouts) -> dict[str, torch.Tensor]:
         cols: dict[str, torch.Tensor] = {}
+        owner: dict[str, str] = {}
         impls = self.pm.hook.zoo_reward.get_hookimpls()
-        for impl in reversed(impls):  # registration order: built-ins first
+        for impl in impls:  # registration order: built-ins first, so a repeated column blames the plugin
             try:
                 out = impl.function(ctx=ctx, rollouts=rollouts)
             except Exception as exc:
@@ -88,7 +89,9 @@ class Hooks:
             for name, col in (out or {}).items():
                 if name in cols:
                     raise PluginHookError(
-                        impl.plugin_name, "zoo_reward", ValueError(f"reward column {name!r} is already produced")
+                        impl.plugin_name,
+                        "zoo_reward",
+                        ValueError(f"reward column {name!r} is already produced by {owner[name]!r}"),
                     )
                 col = torch.as_tensor(col, dtype=torch.float32).flatten()
                 if col.numel() != len(rollouts):
@@ -98,6 +101,7 @@ class Hooks:
                         ValueError(f"column {name!r} has {col.numel()} values for {len(rollouts)} rollouts"),
                     )
                 cols[name] = col
+                owner[name] = impl.plugin_name
         return cols
 
     # advantage

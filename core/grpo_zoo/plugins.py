@@ -28,6 +28,8 @@ BUILTIN_MODULES = {
 }
 # Hooks where every plugin is called per plugin (state, config), never merged.
 PER_PLUGIN_HOOKS = {"zoo_config_model", "zoo_state_dict", "zoo_load_state_dict", "zoo_register_commands"}
+# Hooks whose implementations core calls one by one (to attribute columns, state or errors).
+DIRECT_HOOKS = PER_PLUGIN_HOOKS | {"zoo_reward"}
 
 
 class PluginError(Exception):
@@ -154,19 +156,18 @@ def check_conflicts(plugins: dict[str, object], owners: dict[str, str]) -> set[t
         claimants = [
             n for n, p in plugins.items() if not _is_wrapper(getattr(p, hook, None)) and hook in implemented_hooks(p)
         ]
+        owner = owners.get(hook) or owners.get(hook.removeprefix("zoo_"))
+        if owner is not None and owner not in claimants:  # else a named owner would be silently ignored
+            who = f"only {', '.join(map(repr, claimants))} implement it" if claimants else "no active plugin implements it"
+            raise HookConflictError(f"hook_owners names {owner!r} for {hook}, but {who}")
         if len(claimants) < 2:
             continue
-        owner = owners.get(hook) or owners.get(hook.removeprefix("zoo_"))
         if owner is None:
             a, b = claimants[:2]
             raise HookConflictError(
                 f"plugins {a!r} and {b!r} both implement the single-answer hook {hook}; "
                 f"choose one in the run config, e.g. [run.hook_owners] {hook.removeprefix('zoo_')} = {a!r}, "
                 f"or drop one of them from `plugins`"
-            )
-        if owner not in claimants:
-            raise HookConflictError(
-                f"hook_owners names {owner!r} for {hook}, but only {', '.join(map(repr, claimants))} implement it"
             )
         excluded |= {(n, hook) for n in claimants if n != owner}
     return excluded
@@ -192,6 +193,10 @@ def build_manager(names: list[str], owners: dict[str, str] | None = None, extra:
     unknown = {h for h in owners if ("zoo_" + h.removeprefix("zoo_")) not in _first_hooks()}
     if unknown:
         raise PluginError(f"run.hook_owners names unknown hook(s): {', '.join(sorted(unknown))}")
+    for name, obj in active.items():
+        for hook in DIRECT_HOOKS:
+            if _is_wrapper(getattr(obj, hook, None)):
+                raise PluginError(f"plugin {name!r}: {hook} cannot be a wrapper (core calls each implementation directly)")
     excluded = check_conflicts(active, owners)
     pm = _Manager(excluded)
     pm.add_hookspecs(hookspecs)

@@ -2,8 +2,9 @@
 
 Every function takes a flat tensor of values (one per rollout) and a
 :class:`Groups` index, and returns one value per rollout (the statistic of its
-group broadcast back), so callers never reshape to a fixed group size and never
-loop over groups in Python.
+group broadcast back) except ``segment_all_equal`` and ``segment_nunique``
+(one value per group) and the pivot of ``segment_median_with_index``, so
+callers never reshape to a fixed group size and never loop over groups in Python.
 """
 from __future__ import annotations
 
