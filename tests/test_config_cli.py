@@ -216,3 +216,25 @@ def test_cli_builtin_command_is_registered_through_the_hook():
     parser = cli.build_parser()
     args = parser.parse_args(["plot", "some/run"])
     assert args.run_dir == "some/run" and callable(args.func)
+
+
+def test_cli_without_drops_a_plugin_and_its_section(install_fake_plugin, tmp_path, capsys):
+    install_fake_plugin("sneaky")
+    cfg = tmp_path / "run.toml"
+    cfg.write_text('plugins = ["sneaky"]\n[sneaky]\nstrength = 3.0\n')
+    assert cli.main(["config", "show", str(cfg)]) == 0
+    assert json.loads(capsys.readouterr().out)["sneaky"]["strength"] == 3.0
+    assert cli.main(["config", "show", str(cfg), "--without", "sneaky"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["plugins"] == [] and "sneaky" not in shown
+    assert cli.main(["config", "show", str(cfg), "--without", "absent"]) == 2
+    assert "--without absent: not in plugins ['sneaky']" in capsys.readouterr().err
+
+
+def test_drop_plugins_removes_section():
+    from grpo_zoo.config import drop_plugins
+
+    raw = {"plugins": ["a", "b"], "a": {"x": 1}, "sampling": {"group_size": 2}}
+    out = drop_plugins(raw, ["a"])
+    assert out == {"plugins": ["b"], "sampling": {"group_size": 2}}
+    assert raw["plugins"] == ["a", "b"]  # the input is left alone

@@ -28,10 +28,19 @@ def cmd_plugins(args) -> int:
     return 0
 
 
+def _source(args):
+    """The config path, or its contents minus the plugins named by --without."""
+    if not getattr(args, "without", None):
+        return args.config
+    from .config import drop_plugins, read_toml
+
+    return drop_plugins(read_toml(args.config), args.without)
+
+
 def cmd_config_show(args) -> int:
     from .context import load_config
 
-    config, _ = load_config(args.config, args.set)
+    config, _ = load_config(_source(args), args.set)
     text = json.dumps(config.model_dump(mode="json"), indent=2)
     print(text)
     return 0
@@ -42,7 +51,8 @@ def cmd_train(args) -> int:
 
     if not args.config and not args.resume:
         raise ConfigError("train needs a CONFIG file or --resume RUN_DIR")
-    metrics, run_dir = train(args.config, out=args.out, overrides=args.set, resume=args.resume)
+    source = _source(args) if args.config else None
+    metrics, run_dir = train(source, out=args.out, overrides=args.set, resume=args.resume)
     if int(os.environ.get("RANK", "0")) != 0:  # one summary per run: distributed ranks leave it to rank 0
         return 0
     first = _first_reward(run_dir)
@@ -72,6 +82,7 @@ def build_parser(with_plugins: bool = True) -> argparse.ArgumentParser:
     s = csub.add_parser("show", help="print the fully resolved config with defaults")
     s.add_argument("config")
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    s.add_argument("--without", action="append", default=[], metavar="PLUGIN", help="drop a plugin and its section")
     s.set_defaults(func=cmd_config_show)
 
     p = sub.add_parser("train", help="train a policy from a TOML config")
@@ -79,6 +90,9 @@ def build_parser(with_plugins: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--out", help="run folder (default: runs/<timestamp>)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its latest checkpoint")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    p.add_argument(
+        "--without", action="append", default=[], metavar="PLUGIN", help="drop a plugin and its section (baselines)"
+    )
     p.set_defaults(func=cmd_train)
 
     _plugin_commands("builtin.cli", sub)

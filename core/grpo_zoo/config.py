@@ -132,6 +132,19 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
     return raw
 
 
+def drop_plugins(raw: dict, names: list[str]) -> dict:
+    """The config without the named plugins and their sections (for side-by-side baselines)."""
+    raw = copy.deepcopy(raw)
+    listed = raw.get("plugins") or []
+    missing = [n for n in names if n not in listed]
+    if missing:
+        raise ConfigError(f"--without {', '.join(missing)}: not in plugins {listed}")
+    raw["plugins"] = [n for n in listed if n not in names]
+    for n in names:
+        raw.pop(n, None)
+    return raw
+
+
 def read_toml(path: str | Path) -> dict:
     path = Path(path)
     if not path.exists():
