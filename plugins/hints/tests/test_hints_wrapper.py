@@ -1,0 +1,139 @@
+"""The sampling wrapper end to end without a model: stub generator, scripted hints, hand-made log-probs."""
+import math
+
+import pytest
+import torch
+from grpo_zoo.plugins import PluginError
+from grpo_zoo.testing import roundtrip_state
+from grpo_zoo.trainer.step import micro_batches
+from grpo_zoo.types import LossInputs, RolloutRequest, Task
+from grpo_zoo_hints.testing import HINT_MARK, SCRIPT, FakeEngine, OfflineHints, StubGenerator
+
+GOOD = "Work out the expression one operation at a time."
+
+
+def setup(zoo_context, hints=None, **section):
+    hints = hints or OfflineHints()
+    conf = {"hints": {"train_hinter": False, **section}, "reward": {"builtin": ["correct"]}, "train": {"micro_batch_size": 3}}
+    ctx = zoo_context(plugins={"hints": hints, "stub": StubGenerator()}, config=conf)
+    ctx.engine = FakeEngine()
+    # t0 and t2 are hard (the stub answers "0" without a hint), t1 is solved
+    tasks = [Task(id="t0", prompt="What is 3+4?", answer="7"), Task(id="t1", prompt="What is 0*5?", answer="0"),
+             Task(id="t2", prompt="What is 9-2?", answer="7")]
+    request = RolloutRequest(tasks=tasks, prompts=[ctx.hooks.build_prompt(ctx, t) for t in tasks], budgets=[4, 4, 2])
+    return ctx, hints, request
+
+
+def test_hard_groups_are_hinted_and_replaced_keeping_the_batch_size(zoo_context):
+    ctx, hints, request = setup(zoo_context)
+    before = ctx.sample(request)
+    out = ctx.hooks.rollout(ctx, request)
+    assert len(out) == len(before) == 10
+    assert out.groups.counts.tolist() == [4, 4, 2]
+    for i in range(len(out)):
+        hinted = out.prompt_text[i].endswith(f"\n\nHint: {GOOD}")
+        assert hinted == (int(out.group[i]) != 1), "only the hard groups carry the hint"
+        assert (HINT_MARK in out.prompt_ids[i]) == hinted  # hinted_context: loss context = hinted prompt
+    assert out.rewards["correct"][out.group == 0].tolist() == [1.0, 0.0, 1.0, 0.0]
+    # the hinter saw the question, one failed attempt and the reference answer
+    asked = hints.asked[0]
+    assert len(asked) == 2 and "What is 3+4?" in asked[0][-1]["content"] and "Final answer: 7" in asked[0][-1]["content"]
+    m = ctx.hooks.step_metrics(ctx, out, 0)
+    n4 = 0.875 * math.exp(-0.5 / 0.3)  # p = 1/2, n = 4, HR = -1.0 - (-0.5)
+    n2 = 0.5 * math.exp(-0.5 / 0.3)  # p = 1/2, n = 2
+    assert m["hint/hard_prompts"] == 2 and m["hint/hints_generated"] == 8 and m["hint/hints_used"] == 2
+    assert (m["hint/gate_failures/parse"], m["hint/gate_failures/leak"], m["hint/gate_failures/overlong"]) == (2, 2, 2)
+    assert m["hint/replaced_groups"] == 2 and m["hint/recovered_groups"] == 2 and m["hint/extra_rollouts"] == 6
+    assert m["hint/reliance_mean"] == pytest.approx(-0.5)
+    assert m["hint/pass_rate_mean"] == pytest.approx(0.5)
+    assert m["hint/hinter_reward_mean"] == pytest.approx((n4 + n2 + 6 * -0.2) / 8)
+    info = {d["task"]: d for d in out.extras["hints"]}
+    assert info["t0"]["hinter_reward"] == pytest.approx(n4) and info["t2"]["hint"] == GOOD
+    # advantages are recomputed by the active advantage hooks afterwards
+    ctx.compute_advantages(out)
+    assert out.advantages[out.group == 0].abs().gt(0).all()
+
+
+def test_no_usable_hint_leaves_the_batch_alone(zoo_context):
+    ctx, hints, request = setup(zoo_context, OfflineHints(["nothing", "<hint>It is 7</hint>"]))
+    before = ctx.sample(request)
+    out = ctx.hooks.rollout(ctx, request)
+    assert out.prompt_text == before.prompt_text and out.completion_text == before.completion_text
+    m = ctx.hooks.step_metrics(ctx, out, 0)
+    assert m["hint/replaced_groups"] == 0 and m["hint/hinter_reward_mean"] == pytest.approx(-0.2)
+
+
+def test_replace_if_mixed_and_threshold(zoo_context):
+    # threshold 1.0: nothing counts as correct, so t1 is hard too and no hint "succeeds"
+    ctx, _, request = setup(zoo_context, threshold=1.0, replace_if="mixed")
+    out = ctx.hooks.rollout(ctx, request)
+    m = ctx.hooks.step_metrics(ctx, out, 0)
+    assert m["hint/hard_prompts"] == 3 and m["hint/replaced_groups"] == 0
+    ctx, _, request = setup(zoo_context, threshold=1.0, replace_if="always", max_hard_groups=1)
+    out = ctx.hooks.rollout(ctx, request)
+    m = ctx.hooks.step_metrics(ctx, out, 0)
+    assert m["hint/hinted_prompts"] == 1 and m["hint/replaced_groups"] == 1 and len(out) == 10
+
+
+def test_self_mode_escalates_levels_until_a_rollout_succeeds(zoo_context):
+    hints = OfflineHints(["no tags"], ["still none"], SCRIPT)
+    ctx, hints, request = setup(zoo_context, hints, mode="self")
+    out = ctx.hooks.rollout(ctx, request)
+    assert len(hints.asked) == 3  # levels 1, 2, 3
+    assert "lists the steps of the solution" in hints.asked[2][0][-1]["content"]
+    m = ctx.hooks.step_metrics(ctx, out, 0)
+    assert m["hint/level_mean"] == 3 and m["hint/replaced_groups"] == 2 and m["hint/hints_generated"] == 24
+    assert "hint/hinter_updated" not in m  # no hinter update in self mode
+    # a level that succeeds stops the escalation
+    hints = OfflineHints(["no tags"], SCRIPT)
+    ctx, hints, request = setup(zoo_context, hints, mode="self")
+    ctx.hooks.rollout(ctx, request)
+    assert len(hints.asked) == 2
+
+
+def test_missing_reward_column_names_the_key(zoo_context):
+    ctx, _, request = setup(zoo_context, reward_column="nope")
+    with pytest.raises(PluginError, match=r"hints\.reward_column = 'nope'"):
+        ctx.hooks.rollout(ctx, request)
+
+
+def test_no_hint_ratio_uses_the_plain_context_over_the_hinted_old_logp(zoo_context):
+    ctx, _, request = setup(zoo_context, loss_mode="no_hint_ratio")
+    out = ctx.hooks.rollout(ctx, request)
+    assert not any(HINT_MARK in p for p in out.prompt_ids), "the loss context is the prompt without the hint"
+    assert len(out) == 10 and sum("Hint:" in t for t in out.prompt_text) == 0
+    ctx.compute_advantages(out)  # plans the micro-batches (select_for_loss wrapper)
+    hinted_rows = 0
+    eps = ctx.config.loss.epsilon_low
+    chosen = torch.nonzero(out.in_loss).flatten().tolist()
+    for mb in micro_batches(out, chosen, ctx.config.train.micro_batch_size):  # what core's policy_update does
+        logp, mask = ctx.engine.logprobs([out.prompt_ids[i] for i in mb], [out.completion_ids[i] for i in mb])
+        adv = out.advantages[mb]
+        inputs = LossInputs(logp=logp, old_logp=logp.detach(), advantages=adv, mask=mask, total_tokens=1.0, total_sequences=1.0)
+        per_token = ctx.hooks.policy_loss(ctx, inputs)
+        for r, i in enumerate(mb):
+            hinted = int(out.group[i]) != 1
+            hinted_rows += hinted
+            old = -0.5 if hinted else -1.0  # log pi_old(y | q + h) vs the ordinary ratio
+            assert inputs.old_logp[r][mask[r]].tolist() == pytest.approx([old] * int(mask[r].sum()))
+            rho = math.exp(-1.0 - old)
+            a = float(adv[r])
+            expect = -min(rho * a, min(max(rho, 1 - eps), 1 + eps) * a)
+            assert per_token[r][mask[r]].tolist() == pytest.approx([expect] * int(mask[r].sum()), abs=1e-6)
+    assert hinted_rows == 6
+    # a micro-batch that does not match the plan is an error, not a silent mis-correction
+    ctx.compute_advantages(out)
+    bad = LossInputs(logp=torch.zeros(1, 9), old_logp=torch.zeros(1, 9), advantages=torch.zeros(1),
+                     mask=torch.ones(1, 9, dtype=torch.bool))
+    with pytest.raises(PluginError, match="does not match the planned one"):
+        ctx.hooks.policy_loss(ctx, bad)
+
+
+def test_totals_survive_a_state_round_trip(zoo_context):
+    ctx, hints, request = setup(zoo_context)
+    ctx.hooks.rollout(ctx, request)
+    assert hints.totals["recovered"] == 2 and hints.totals["hard"] == 2
+    saved = roundtrip_state(ctx, "hints")
+    hints.totals = {k: 0 for k in hints.totals}
+    ctx.hooks.load_state_dicts(ctx, {"hints": saved})
+    assert hints.totals["recovered"] == 2 and hints.totals["hints"] == 8
