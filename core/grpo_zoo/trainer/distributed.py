@@ -37,15 +37,85 @@ def gather_rollouts(ctx, rollouts: Rollouts, tasks: list, local: list[int]) -> R
     mine["group"] = remap[rollouts.group].tolist()
     mine["rewards"] = {k: v.tolist() for k, v in rollouts.rewards.items()}
     mine["metrics"] = rollouts.metrics
+    mine["sample_logp"] = None if rollouts.sample_logp is None else [t.tolist() for t in rollouts.sample_logp]
     parts = gather_object([mine])
     merged = Rollouts(
         tasks=list(tasks),
         group=torch.tensor([g for p in parts for g in p["group"]], dtype=torch.long),
         **{f: [x for p in parts for x in p[f]] for f in _FIELDS},
         rewards={k: torch.tensor([x for p in parts for x in p["rewards"][k]]) for k in rollouts.rewards},
+        sample_logp=None
+        if any(p["sample_logp"] is None for p in parts)
+        else [torch.tensor(x, dtype=torch.float32) for p in parts for x in p["sample_logp"]],
         extras=rollouts.extras,
     )
     for p in parts:  # plugin metrics: counts add up across ranks, other figures come from rank 0
         for k, v in p["metrics"].items():
             merged.metrics[k] = merged.metrics.get(k, 0) + v if k.endswith(("_count", "/count")) else merged.metrics.get(k, v)
     return merged
+
+
+# ---------------------------------------------------------------- `accelerate launch --cpu --num_processes N`
+# Without MPI, accelerate's CPU launcher starts ONE process, whatever N is (it
+# expects mpirun to start the others). grpo-zoo then starts the N ranks itself
+# with torch.distributed.run (gloo), so the documented command works as written.
+_RANK_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
+NO_FAN_OUT = "GRPO_ZOO_NO_FAN_OUT"
+RUN_DIR_VAR = "GRPO_ZOO_RUN_DIR"
+
+
+def _parent_num_processes() -> int | None:
+    import os
+    from pathlib import Path
+
+    try:
+        argv = [a.decode() for a in Path(f"/proc/{os.getppid()}/cmdline").read_bytes().split(b"\0")]
+    except OSError:
+        return None
+    if "launch" not in argv or not any("accelerate" in a for a in argv[:3]):
+        return None
+    for k, a in enumerate(argv):
+        for flag in ("--num_processes", "--num-processes"):
+            if a == flag and k + 1 < len(argv):
+                return int(argv[k + 1])
+            if a.startswith(flag + "="):
+                return int(a.split("=", 1)[1])
+    return None
+
+
+def accelerate_cpu_fan_out_size() -> int | None:
+    """N when ``accelerate launch --cpu --num_processes N`` (N > 1) started this one process without MPI."""
+    import os
+
+    env = os.environ
+    if env.get("ACCELERATE_USE_CPU", "").lower() not in ("true", "1") or "MASTER_ADDR" not in env:
+        return None
+    if env.get(NO_FAN_OUT) or any(v in env for v in _RANK_VARS):
+        return None
+    try:
+        n = _parent_num_processes()
+    except ValueError:
+        return None
+    return n if n and n > 1 else None
+
+
+def fan_out(num_processes: int, run_dir) -> int:
+    """Run this same command line as ``num_processes`` ranks on this machine; returns their exit code."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    main = sys.modules.get("__main__")
+    if getattr(main, "__spec__", None) is not None and main.__spec__.name in ("grpo_zoo.__main__", "grpo_zoo"):
+        target = ["-m", "grpo_zoo"]
+    else:
+        target = [sys.argv[0]]
+    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={num_processes}", "--nnodes=1",
+           "--master_addr=127.0.0.1", f"--master_port={port}", *target, *sys.argv[1:]]
+    env = dict(os.environ, **{NO_FAN_OUT: "1", RUN_DIR_VAR: str(run_dir)})
+    print(f"grpo-zoo: accelerate --cpu started one process; starting {num_processes} ranks (gloo)", file=sys.stderr)
+    return subprocess.call(cmd, env=env)

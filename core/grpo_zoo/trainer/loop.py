@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
+import sys
 from pathlib import Path
 
 import torch
@@ -11,9 +13,10 @@ from tqdm.auto import tqdm
 
 from ..context import RunContext, make_context
 from . import checkpoint
+from .distributed import RUN_DIR_VAR, accelerate_cpu_fan_out_size, fan_out
 from .engine import CompletionLogprobs, Engine
 from .models import load_model_and_tokenizer
-from .rundir import append_jsonl, new_run_dir, plot_run, sample_rows, truncate_metrics, write_manifest
+from .rundir import append_jsonl, new_run_dir, plot_run, read_jsonl, sample_rows, truncate_metrics, write_manifest
 from .step import train_step
 
 
@@ -40,11 +43,22 @@ def seed_all(seed: int) -> None:
 
 
 class Trainer:
-    """Owns one run. ``ctx`` carries the config and hooks; ``run()`` trains and returns the last metrics."""
+    """Owns one run. ``ctx`` carries the config and hooks; ``run()`` trains and returns the last metrics.
 
-    def __init__(self, ctx: RunContext, run_dir: str | Path | None = None, resume: bool = False, progress: bool = True):
+    ``save_final=False`` skips the checkpoint after the last step (benchmarks).
+    """
+
+    def __init__(
+        self,
+        ctx: RunContext,
+        run_dir: str | Path | None = None,
+        resume: bool = False,
+        progress: bool = True,
+        save_final: bool = True,
+    ):
         self.ctx = ctx
         self.progress = progress
+        self.save_final = save_final
         cfg = ctx.config
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
@@ -52,18 +66,21 @@ class Trainer:
 
         self.acc = Accelerator(cpu=not torch.cuda.is_available())
         ctx.accelerator = self.acc if self.acc.num_processes > 1 else None
+        if self.acc.num_processes == 1 and os.environ.get("ACCELERATE_USE_CPU", "").lower() == "true" and "MASTER_ADDR" in os.environ:
+            print("grpo-zoo: warning: accelerate launch --cpu started a single process (multi-process CPU runs "
+                  "need mpirun, or go through `grpo-zoo train`); training on 1 process", file=sys.stderr)
         seed_all(cfg.seed)
-        self.run_dir = Path(run_dir) if run_dir else new_run_dir()
+        self.run_dir = self._agree_on_run_dir(run_dir)
         ctx.run_dir = self.run_dir
         if self.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-        model, tok = load_model_and_tokenizer(cfg.model, cfg.train.dtype)
         self.start_step = 0
         ckpt = checkpoint.latest(self.run_dir) if resume else None
         if resume and ckpt is None:
-            raise FileNotFoundError(f"--resume {self.run_dir}: no checkpoint found under {self.run_dir / 'checkpoints'}")
-        if ckpt is not None:
-            model, tok = load_model_and_tokenizer(str(ckpt / "model"), cfg.train.dtype)
+            raise FileNotFoundError(f"--resume {self.run_dir}: no usable checkpoint under {self.run_dir / 'checkpoints'}")
+        # On resume the policy comes from the checkpoint; the reference (beta > 0) is always the initial model.
+        model, tok = load_model_and_tokenizer(str(ckpt / "model") if ckpt else cfg.model, cfg.train.dtype)
+        model.to(self.acc.device)
         model.train()
         engine = Engine(model, tok, temperature=cfg.sampling.temperature)
         self.optimizer = torch.optim.AdamW(
@@ -74,7 +91,7 @@ class Trainer:
             engine.scorer, self.optimizer = self.acc.prepare(engine.scorer, self.optimizer)
         if cfg.loss.beta > 0:  # the frozen reference exists only when the KL term is on
             ref, _ = load_model_and_tokenizer(cfg.model, cfg.train.dtype)
-            ref.eval().requires_grad_(False)
+            ref.to(self.acc.device).eval().requires_grad_(False)
             engine.ref_scorer = CompletionLogprobs(ref, cfg.sampling.temperature)
         ctx.engine = engine
         self.source = ctx.hooks.task_source(ctx)
@@ -82,6 +99,18 @@ class Trainer:
             self.start_step = checkpoint.load_state(ctx, ckpt, self.optimizer, self.scheduler)
             if self.is_main:
                 truncate_metrics(self.run_dir, self.start_step)
+
+    def _agree_on_run_dir(self, run_dir) -> Path:
+        """Every rank must write to one folder; rank 0 picks the timestamped default."""
+        run_dir = run_dir or os.environ.get(RUN_DIR_VAR)
+        if run_dir:
+            return Path(run_dir)
+        path = [str(new_run_dir())] if self.acc.is_main_process else [None]
+        if self.acc.num_processes > 1:
+            from accelerate.utils import broadcast_object_list
+
+            broadcast_object_list(path)
+        return Path(path[0])
 
     @property
     def is_main(self) -> bool:
@@ -100,6 +129,7 @@ class Trainer:
             desc="grpo",
             disable=not (self.progress and self.is_main),
             unit="step",
+            dynamic_ncols=True,
         )
         for step in bar:
             seed_all(hash((cfg.seed, step)) & 0x7FFFFFFF)
@@ -110,21 +140,39 @@ class Trainer:
             bar.set_postfix(reward=f"{metrics['reward/mean']:.3f}", s_step=f"{metrics['time/step_s']:.1f}")
             last = step == cfg.train.steps - 1
             every = cfg.train.checkpoint_every
-            if last or (every and (step + 1) % every == 0):
+            if (last and self.save_final) or (every and (step + 1) % every == 0):
                 self.acc.wait_for_everyone()
                 if self.is_main:
                     checkpoint.save(ctx, self.run_dir, step, self.optimizer, self.scheduler)
+                self.acc.wait_for_everyone()
+        bar.close()
+        if not metrics and self.is_main:  # resumed a run that had already finished
+            rows = read_jsonl(self.run_dir / "metrics.jsonl")
+            metrics = rows[-1] if rows else {}
         ctx.hooks.run_end(ctx, metrics)
         if self.is_main:
             (self.run_dir / "summary.json").write_text(json.dumps(metrics, indent=2))
-            plot_run(self.run_dir)
+            if metrics:
+                plot_run(self.run_dir)
         return metrics
 
 
 def train(config, out: str | None = None, overrides: list[str] | None = None, resume: str | None = None, progress=True, extra_plugins=None) -> tuple[dict, Path]:
-    """Train from a config path (or dict); with ``resume`` the run folder's own manifest config is used."""
+    """Train from a config path (or dict); with ``resume`` the run folder's own manifest config is used.
+
+    Under ``accelerate launch --cpu --num_processes N`` without MPI (one
+    process started), the N ranks are started here and this process exits
+    with their exit code once they finish.
+    """
+    n = accelerate_cpu_fan_out_size()
+    if n:
+        run_dir = Path(resume or out or new_run_dir())
+        raise SystemExit(fan_out(n, run_dir))
     if resume:
-        manifest = json.loads((Path(resume) / "manifest.json").read_text())
+        manifest_path = Path(resume) / "manifest.json"
+        if not manifest_path.exists():
+            raise FileNotFoundError(f"--resume {resume}: no manifest.json there (not a run folder?)")
+        manifest = json.loads(manifest_path.read_text())
         ctx = make_context(manifest["config"], overrides, extra_plugins)
         trainer = Trainer(ctx, resume, resume=True, progress=progress)
     else:

@@ -1,6 +1,8 @@
 """One GRPO training step: select, budget, roll out, score, advantages, policy update."""
 from __future__ import annotations
 
+import contextlib
+import math
 import time
 
 import torch
@@ -8,6 +10,7 @@ import torch
 from ..segments import segment_all_equal
 from ..types import LossInputs, RolloutRequest, Rollouts
 from .distributed import gather_rollouts, shard
+from .distributed import world as world_of
 
 
 def make_request(ctx, tasks) -> RolloutRequest:
@@ -23,11 +26,30 @@ def collect(ctx, tasks) -> Rollouts:
     return gather_rollouts(ctx, rollouts, tasks, local)
 
 
+def loss_order(rollouts: Rollouts, idx: list[int]) -> list[int]:
+    """A deterministic order for the update: rollouts of one prompt together (the engine runs a
+    shared prompt once per micro-batch), similar prompt and completion lengths side by side."""
+    first: dict[tuple, int] = {}
+    for i in idx:
+        first.setdefault(tuple(rollouts.prompt_ids[i]), i)
+
+    def key(i):
+        p = rollouts.prompt_ids[i]
+        return (len(p), first[tuple(p)], len(rollouts.completion_ids[i]), i)
+
+    return sorted(idx, key=key)
+
+
 def micro_batches(rollouts: Rollouts, idx: list[int], size: int) -> list[list[int]]:
-    # Similar total lengths share a micro-batch (less padding); the order is deterministic.
-    key = lambda i: (len(rollouts.prompt_ids[i]) + len(rollouts.completion_ids[i]), i)  # noqa: E731
-    ordered = sorted(idx, key=key)
+    ordered = loss_order(rollouts, idx)
     return [ordered[k : k + size] for k in range(0, len(ordered), size)]
+
+
+def split_for_rank(ctx, ordered: list[int]) -> list[int]:
+    """This rank's contiguous share (sizes differ by at most one), so groups mostly stay on one rank."""
+    rank, size = world_of(ctx)
+    n = len(ordered)
+    return ordered[rank * n // size : (rank + 1) * n // size]
 
 
 def policy_update(ctx, rollouts: Rollouts, optimizer, scheduler) -> dict[str, float]:
@@ -36,8 +58,16 @@ def policy_update(ctx, rollouts: Rollouts, optimizer, scheduler) -> dict[str, fl
     acc = ctx.accelerator
     world = acc.num_processes if acc is not None else 1
     chosen = torch.nonzero(rollouts.in_loss).flatten().tolist()
-    mine = shard(ctx, chosen)
+    mine = split_for_rank(ctx, loss_order(rollouts, chosen))
     batches = micro_batches(rollouts, mine, cfg.train.micro_batch_size)
+    # DDP all-reduces once per backward: every rank runs the same number of
+    # micro-batches; a rank with fewer pads with zero-weight ones.
+    weights = [1.0] * len(batches)
+    if world > 1 and chosen:
+        most = math.ceil(math.ceil(len(chosen) / world) / cfg.train.micro_batch_size)
+        while len(batches) < most:
+            batches.append([chosen[0]])
+            weights.append(0.0)
     lengths = rollouts.completion_lengths()
     # Normalizers span the whole optimizer step on every rank, divided by the
     # world size because DDP averages the ranks' gradients.
@@ -45,10 +75,13 @@ def policy_update(ctx, rollouts: Rollouts, optimizer, scheduler) -> dict[str, fl
     total_seqs = len(chosen) / world
     longest = int(lengths.max()) if len(lengths) else 1
     max_len = max(cfg.sampling.max_new_tokens, longest)
+    real_batches = sum(1 for w in weights if w > 0)
 
     def ids(mb):
         return [rollouts.prompt_ids[i] for i in mb], [rollouts.completion_ids[i] for i in mb]
 
+    # With num_iterations = 1 the "old" log-probs are the current ones,
+    # detached: no extra forward pass. With more, they are frozen once here.
     old, ref = {}, {}
     with torch.no_grad():
         for k, mb in enumerate(batches):
@@ -63,33 +96,37 @@ def policy_update(ctx, rollouts: Rollouts, optimizer, scheduler) -> dict[str, fl
         optimizer.zero_grad(set_to_none=True)
         kl_sum = clip_sum = tok_sum = 0.0
         for k, mb in enumerate(batches):
-            logp, mask = engine.logprobs(*ids(mb))
-            inputs = LossInputs(
-                logp=logp,
-                old_logp=old.get(k, logp.detach()),
-                advantages=rollouts.advantages[mb].to(logp.device),
-                mask=mask,
-                ref_logp=ref.get(k),
-                total_tokens=total_tokens,
-                total_sequences=total_seqs,
-                max_completion_length=max_len,
-                num_micro_batches=len(batches),
-            )
-            per_token = ctx.hooks.policy_loss(ctx, inputs)
-            if cfg.loss.beta > 0:
-                kl = ctx.hooks.kl(ctx, inputs)
-                per_token = per_token + cfg.loss.beta * kl
-                kl_sum += float((kl * mask).sum())
-            loss = ctx.hooks.aggregate_loss(ctx, per_token, inputs)
-            if acc is not None:
-                acc.backward(loss)
-            else:
-                loss.backward()
+            sync = contextlib.nullcontext()
+            if acc is not None and k < len(batches) - 1:
+                sync = acc.no_sync(engine.scorer)  # all-reduce once, after the last micro-batch
+            with sync:
+                logp, mask = engine.logprobs(*ids(mb))
+                inputs = LossInputs(
+                    logp=logp,
+                    old_logp=old.get(k, logp.detach()),
+                    advantages=rollouts.advantages[mb].to(logp.device),
+                    mask=mask,
+                    ref_logp=ref.get(k),
+                    total_tokens=total_tokens,
+                    total_sequences=total_seqs,
+                    max_completion_length=max_len,
+                    num_micro_batches=max(real_batches, 1),
+                )
+                per_token = ctx.hooks.policy_loss(ctx, inputs)
+                if cfg.loss.beta > 0:
+                    kl = ctx.hooks.kl(ctx, inputs)
+                    per_token = per_token + cfg.loss.beta * kl
+                    kl_sum += weights[k] * float((kl.detach() * mask).sum())
+                loss = ctx.hooks.aggregate_loss(ctx, per_token, inputs) * weights[k]
+                if acc is not None:
+                    acc.backward(loss)
+                else:
+                    loss.backward()
             stats["loss"] += float(loss.detach())
             ratio = torch.exp(logp.detach() - inputs.old_logp)
             clipped = (ratio < 1 - cfg.loss.epsilon_low) | (ratio > 1 + cfg.loss.epsilon_high)
-            clip_sum += float((clipped & mask).sum())
-            tok_sum += float(mask.sum())
+            clip_sum += weights[k] * float((clipped & mask).sum())
+            tok_sum += weights[k] * float(mask.sum())
         if cfg.train.grad_clip > 0:
             norm = torch.nn.utils.clip_grad_norm_(params, cfg.train.grad_clip)
             stats["grad_norm"] = float(norm)
@@ -98,6 +135,8 @@ def policy_update(ctx, rollouts: Rollouts, optimizer, scheduler) -> dict[str, fl
         stats["kl"] = kl_sum / max(tok_sum, 1.0)
         stats["clip_frac"] = clip_sum / max(tok_sum, 1.0)
     stats["loss"] /= cfg.loss.num_iterations
+    if acc is not None:  # DDP averages the ranks' gradients: the step's loss is the mean of theirs
+        stats["loss"] = float(acc.reduce(torch.tensor(stats["loss"], device=acc.device), reduction="mean"))
     stats["lr"] = scheduler.get_last_lr()[0]
     return stats
 
