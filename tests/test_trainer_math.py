@@ -217,3 +217,55 @@ def test_shared_prompt_layout_equals_packed_layout(tiny):
         a, _ = engine.logprobs(prompts[:3], [[5], [6], [7]], share_prompts=True)
         b, _ = engine.logprobs(prompts[:3], [[5], [6], [7]], share_prompts=False)
     torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+def test_zero_advantage_rollouts_are_skipped_without_changing_gradients(accum):
+    """Rollouts with advantage 0 (all-equal groups) are left out of the forward/backward: same gradient."""
+    from grpo_zoo.trainer import step
+
+    trainer, rollouts = accum
+    ctx = trainer.ctx
+    saved = rollouts.advantages.clone()
+    rollouts.advantages[:6] = 0.0  # two whole groups of 3 teach nothing
+    try:
+        for loss_type in ("grpo", "dapo", "dr_grpo", "gspo"):
+            ctx.config.loss.type = loss_type
+            assert step.skippable(ctx, rollouts)[:6].all()
+            fast = _grads(trainer, rollouts, loss_type, micro=4)
+            orig = step.skippable
+            step.skippable = lambda ctx, r: None  # the slow path: every rollout runs
+            try:
+                slow = _grads(trainer, rollouts, loss_type, micro=4)
+            finally:
+                step.skippable = orig
+            for a, b in zip(fast, slow):
+                torch.testing.assert_close(a, b, atol=1e-7, rtol=1e-4)
+        ctx.config.loss.type = "bnpo"  # its normalizer counts the micro-batch's tokens: nothing is skipped
+        assert step.skippable(ctx, rollouts) is None
+        ctx.config.loss.type = "grpo"
+        ctx.config.loss.beta = 0.1  # the KL term has a gradient whatever the advantage
+        assert step.skippable(ctx, rollouts) is None
+    finally:
+        ctx.config.loss.beta = 0.0
+        ctx.config.loss.type = "grpo"
+        rollouts.advantages = saved
+
+
+def test_all_zero_advantages_still_step_the_optimizer(zoo_train_step):
+    """A step whose rollouts all have advantage 0 still runs AdamW (zero gradients: momentum carries on)."""
+    res = zoo_train_step(kit_reward=False, steps=2, config={"train": {"lr": 1e-2}})
+    assert all(r["advantage/abs_mean"] == 0 for r in res.metrics)
+    assert all(r["grad_norm"] == 0 for r in res.metrics)
+    state = torch.load(res.run_dir / "checkpoints" / "step-000001" / "state.pt", weights_only=False)
+    assert all(float(s["step"]) == 2 for s in state["optimizer"]["state"].values())
+
+
+def test_length_buckets_partition_rows():
+    from grpo_zoo.trainer.engine import length_buckets
+
+    lengths = [96, 70, 50, 30, 10, 96, 60, 55, 54, 53, 20, 5, 96, 96, 40, 41]
+    buckets = length_buckets(lengths)
+    assert sorted(i for b in buckets for i in b) == list(range(len(lengths)))
+    padded = sum(len(b) * max(lengths[i] for i in b) for b in buckets)
+    assert padded < len(lengths) * max(lengths)  # less padding than one batch
+    assert length_buckets([5] * 8) == [list(range(8))]  # equal lengths: one forward

@@ -60,24 +60,55 @@ class CompletionLogprobs(nn.Module):
             use_cache=True,
         )
         first = out.last_hidden_state[:, -1][rows]  # predicts each completion's first token: [B, H]
-        T = completion_ids.shape[1]
-        if T > 1:
-            cache.reorder_cache(rows)  # index_select: differentiable, every completion sees its prompt
-            steps = torch.arange(T - 1, device=prompt_ids.device)
+        B, T = completion_ids.shape
+        if T == 1:
+            return first[cmask[:, 0]], completion_ids[cmask]
+        kv = [(layer.keys, layer.values) for layer in cache.layers]
+        hidden = first.new_zeros((B, T, first.shape[-1]))
+        hidden[:, 0] = first
+        lengths = cmask.sum(-1)
+        for bucket in length_buckets(lengths.tolist()):
+            idx = torch.tensor(bucket, device=rows.device)
+            Tb = int(lengths[idx].max())
+            if Tb < 2:
+                continue
+            # every row gets its prompt's KV (index_select: differentiable, the prompt ran once)
+            sub = DynamicCache(
+                ddp_cache_data=[(k.index_select(0, rows[idx]), v.index_select(0, rows[idx])) for k, v in kv],
+                config=self.model.config,
+            )
             attn = None
             if padded:
-                attn = torch.cat([prompt_mask[rows], prompt_mask.new_ones((rows.numel(), T - 1))], dim=1)
-            hidden = backbone(
-                input_ids=completion_ids[:, :-1],  # the last token is only a target
+                attn = torch.cat([prompt_mask[rows[idx]], prompt_mask.new_ones((idx.numel(), Tb - 1))], dim=1)
+            steps = torch.arange(Tb - 1, device=rows.device)
+            h = backbone(
+                input_ids=completion_ids[idx, : Tb - 1],  # a row's last token is only a target
                 attention_mask=attn,
-                position_ids=ppos[rows, -1:] + 1 + steps,
-                past_key_values=cache,
+                position_ids=ppos[rows[idx], -1:] + 1 + steps,
+                past_key_values=sub,
                 use_cache=True,
             ).last_hidden_state
-            hidden = torch.cat([first[:, None], hidden], dim=1)  # [B, T, H]: position j predicts token j
-        else:
-            hidden = first[:, None]
+            hidden[idx, 1:Tb] = h  # position j predicts token j
         return hidden[cmask], completion_ids[cmask]
+
+
+def length_buckets(lengths: list[int], call_cost: int = 16) -> list[list[int]]:
+    """Rows grouped by completion length to cut padding: the partition of the rows, sorted by
+    length, that minimizes padded tokens + ``call_cost`` tokens per extra forward call (exact DP)."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    n = len(order)
+    best = [0.0] + [float("inf")] * n  # best[j]: cost of the first j rows (longest first)
+    cut = [0] * (n + 1)
+    for j in range(1, n + 1):
+        for i in range(j):  # rows i..j-1 form the last bucket; its longest row is order[i]
+            c = best[i] + (j - i) * lengths[order[i]] + call_cost
+            if c < best[j]:
+                best[j], cut[j] = c, i
+    buckets, j = [], n
+    while j > 0:
+        buckets.append(order[cut[j] : j])
+        j = cut[j]
+    return buckets[::-1]
 
 
 def pack(prompt_ids: list[list[int]], completion_ids: list[list[int]], pad_id: int):

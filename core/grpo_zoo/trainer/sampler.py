@@ -62,6 +62,49 @@ def supports(model) -> bool:
     return {"past_key_values", "position_ids", "attention_mask"} <= set(params)
 
 
+def _preallocated_cache(model, capacity: int):
+    """A DynamicCache whose full-attention layers append into preallocated buffers instead of
+    ``torch.cat``-ing the whole cache at every token (inference only: writes are in place)."""
+    from transformers import DynamicCache
+    from transformers.cache_utils import DynamicLayer
+
+    class PreallocatedLayer(DynamicLayer):
+        def lazy_initialization(self, key_states, value_states):
+            super().lazy_initialization(key_states, value_states)
+            self._k = self._v = None
+            self._n = 0
+
+        def update(self, key_states, value_states, *args, **kwargs):
+            if not self.is_initialized:
+                self.lazy_initialization(key_states, value_states)
+            n = key_states.shape[-2]
+            if self._k is None or self._n + n > self._k.shape[-2]:
+                B, H, _, D = key_states.shape
+                cap = max(capacity, 2 * (self._n + n))
+                k, v = key_states.new_empty((B, H, cap, D)), value_states.new_empty((B, H, cap, D))
+                if self._n:
+                    k[..., : self._n, :] = self._k[..., : self._n, :]
+                    v[..., : self._n, :] = self._v[..., : self._n, :]
+                self._k, self._v = k, v
+            self._k[..., self._n : self._n + n, :] = key_states
+            self._v[..., self._n : self._n + n, :] = value_states
+            self._n += n
+            self.keys, self.values = self._k[..., : self._n, :], self._v[..., : self._n, :]
+            return self.keys, self.values
+
+        def reorder_cache(self, beam_idx):
+            if self._n:
+                self._k = self._k.index_select(0, beam_idx.to(self._k.device))
+                self._v = self._v.index_select(0, beam_idx.to(self._v.device))
+                self.keys, self.values = self._k[..., : self._n, :], self._v[..., : self._n, :]
+
+        batch_select_indices = reorder_cache
+
+    cache = DynamicCache(config=model.config)
+    cache.layers = [PreallocatedLayer() if type(layer) is DynamicLayer else layer for layer in cache.layers]
+    return cache
+
+
 def _forward(model, keep_arg: bool, **kw):
     if keep_arg:
         kw["logits_to_keep"] = 1
@@ -89,8 +132,6 @@ def sample(
     ``max_new_tokens`` tokens. Log-probs are those of the temperature-scaled
     policy (before top-k/top-p), i.e. what the trainer computes for the loss.
     """
-    from transformers import DynamicCache
-
     device = next(model.parameters()).device
     keep_arg = "logits_to_keep" in inspect.signature(model.forward).parameters
     P = len(prompts)
@@ -103,7 +144,7 @@ def sample(
     ids, attn = ids.to(device), attn.to(device)
     padded = bool((attn == 0).any())
     pos = (attn.cumsum(-1) - 1).clamp(min=0)
-    cache = DynamicCache(config=model.config)
+    cache = _preallocated_cache(model, plen + max_new_tokens)
     logits = _forward(model, keep_arg, input_ids=ids, attention_mask=attn if padded else None, position_ids=pos,
                       past_key_values=cache)
 

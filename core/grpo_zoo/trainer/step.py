@@ -52,21 +52,46 @@ def split_for_rank(ctx, ordered: list[int]) -> list[int]:
     return ordered[rank * n // size : (rank + 1) * n // size]
 
 
+_GLOBAL_NORMALIZERS = ("grpo", "dapo", "dr_grpo", "gspo")
+_LOSS_HOOKS = ("zoo_policy_loss", "zoo_aggregate_loss", "zoo_kl")
+
+
+def skippable(ctx, rollouts: Rollouts) -> torch.Tensor | None:
+    """Which rollouts contribute exactly zero gradient, or None when that cannot be known.
+
+    With the built-in loss (no plugin implements or wraps a loss hook), beta = 0
+    and a normalizer that spans the whole step, a rollout with advantage 0 has
+    per-token loss 0 whatever its ratio, so skipping its forward and backward
+    leaves the gradient unchanged (groups whose rewards are all equal are common).
+    """
+    cfg = ctx.config.loss
+    if cfg.beta > 0 or cfg.type not in _GLOBAL_NORMALIZERS or rollouts.advantages is None:
+        return None
+    pm = ctx.hooks.pm
+    for hook in _LOSS_HOOKS:
+        if any(not impl.plugin_name.startswith("builtin.") for impl in getattr(pm.hook, hook).get_hookimpls()):
+            return None
+    return rollouts.advantages == 0
+
+
 def policy_update(ctx, rollouts: Rollouts, optimizer, scheduler) -> dict[str, float]:
     """num_iterations optimizer steps over the rollouts that enter the loss."""
     engine, cfg = ctx.engine, ctx.config
     acc = ctx.accelerator
     world = acc.num_processes if acc is not None else 1
     chosen = torch.nonzero(rollouts.in_loss).flatten().tolist()
-    mine = split_for_rank(ctx, loss_order(rollouts, chosen))
+    # Rollouts whose gradient is exactly zero need no forward/backward (normalizers still count them).
+    zero_gradient = skippable(ctx, rollouts)
+    active = chosen if zero_gradient is None else [i for i in chosen if not zero_gradient[i]]
+    mine = split_for_rank(ctx, loss_order(rollouts, active))
     batches = micro_batches(rollouts, mine, cfg.train.micro_batch_size)
     # DDP all-reduces once per backward: every rank runs the same number of
     # micro-batches; a rank with fewer pads with zero-weight ones.
     weights = [1.0] * len(batches)
-    if world > 1 and chosen:
-        most = math.ceil(math.ceil(len(chosen) / world) / cfg.train.micro_batch_size)
+    if world > 1 and active:
+        most = math.ceil(math.ceil(len(active) / world) / cfg.train.micro_batch_size)
         while len(batches) < most:
-            batches.append([chosen[0]])
+            batches.append([active[0]])
             weights.append(0.0)
     lengths = rollouts.completion_lengths()
     # Normalizers span the whole optimizer step on every rank, divided by the
@@ -127,6 +152,9 @@ def policy_update(ctx, rollouts: Rollouts, optimizer, scheduler) -> dict[str, fl
             clipped = (ratio < 1 - cfg.loss.epsilon_low) | (ratio > 1 + cfg.loss.epsilon_high)
             clip_sum += weights[k] * float((clipped & mask).sum())
             tok_sum += weights[k] * float(mask.sum())
+        if not batches:  # every rollout had a zero gradient: still an optimizer step (momentum, decay)
+            for p in params:
+                p.grad = torch.zeros_like(p)
         if cfg.train.grad_clip > 0:
             norm = torch.nn.utils.clip_grad_norm_(params, cfg.train.grad_clip)
             stats["grad_norm"] = float(norm)
