@@ -32,7 +32,8 @@ def extract_answer(text: str) -> str | None:
     return nums[-1].replace(",", "") if nums else None
 
 
-def _numeric(s: str) -> float | None:
+def parse_number(s: str) -> float | None:
+    """``s`` as a number ("1,234", "-3.5", "+2", "3/4", "7."), or None when it is not one."""
     s = s.strip().replace(",", "").rstrip(".")
     try:
         if "/" in s:
@@ -55,7 +56,7 @@ def answers_match(predicted: str | None, gold: str) -> bool:
     i, j = _integer(predicted), _integer(gold)
     if i is not None and j is not None:  # integers compare exactly (the tolerance below is relative)
         return i == j
-    a, b = _numeric(predicted), _numeric(gold)
+    a, b = parse_number(predicted), parse_number(gold)
     if a is not None and b is not None:
         return abs(a - b) <= 1e-6 * max(1.0, abs(b))
     if predicted.strip().lower() == gold.strip().lower():

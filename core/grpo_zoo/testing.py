@@ -7,6 +7,9 @@ Fixtures:
   on a tiny random-weight model through every hook; returns a :class:`StepResult`.
 - ``zoo_check_plugin(plugin)``: asserts the plugin's hook implementations
   match the specs and its config model and state dict behave.
+- ``zoo_fake_endpoint(reply)``: a local OpenAI-compatible server whose answer
+  text is ``reply(request_body)`` (see :mod:`grpo_zoo.fake_endpoint`); closed
+  after the test.
 
 A kit reward column ``kit/even_tokens`` (share of even token ids) gives random
 models rewards with spread, so advantages and the loss are non-zero.
@@ -24,6 +27,7 @@ import torch
 from .context import make_context
 from .hookspecs import hookimpl
 from .contract import check_plugin
+from .fake_endpoint import FakeEndpoint
 from .trainer.rundir import read_jsonl
 
 
@@ -103,6 +107,19 @@ def zoo_train_step(tmp_path):
 @pytest.fixture
 def zoo_check_plugin():
     return check_plugin
+
+
+@pytest.fixture
+def zoo_fake_endpoint():
+    servers = []
+
+    def start(reply) -> FakeEndpoint:
+        servers.append(FakeEndpoint(reply))
+        return servers[-1]
+
+    yield start
+    for s in servers:
+        s.close()
 
 
 def roundtrip_state(ctx, plugin_name: str):

@@ -1,7 +1,5 @@
 """The LLM generator: prompts, a fake model function with canned JSON, an OpenAI-compatible endpoint, transformers."""
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
@@ -83,45 +81,18 @@ def test_generator_errors_are_retried_on_resume(tmp_path):
     assert "generator_error" not in summary["rejected_by_reason"]
 
 
-class _Handler(BaseHTTPRequestHandler):
-    seen = []
-
-    def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        _Handler.seen.append((self.path, body))
-        content = canned(body["messages"]) if "messages" in body else canned([{"content": body["prompt"]}])
-        if self.path.endswith("/chat/completions"):
-            reply = {"choices": [{"message": {"role": "assistant", "content": content}}]}
-        else:
-            reply = {"choices": [{"text": content}]}
-        data = json.dumps(reply).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.mark.parametrize("api", ["chat", "completions"])
-def test_openai_compatible_endpoint(tmp_path, api):
-    server = HTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        url = f"http://127.0.0.1:{server.server_port}"
-        folder = make_sources(tmp_path)
-        cfg = SynthesisConfig(input=str(folder), out=str(tmp_path / "out"), generator="llm", endpoint=url,
-                              endpoint_model="fake-llm", api=api, min_chars=5)
-        summary = synthesize(cfg, **QUIET)
-    finally:
-        server.shutdown()
+def test_openai_compatible_endpoint(tmp_path, api, zoo_fake_endpoint):
+    server = zoo_fake_endpoint(lambda body: canned(body["messages"]) if "messages" in body
+                               else canned([{"content": body["prompt"]}]))
+    folder = make_sources(tmp_path)
+    cfg = SynthesisConfig(input=str(folder), out=str(tmp_path / "out"), generator="llm", endpoint=server.url,
+                          endpoint_model="fake-llm", api=api, min_chars=5)
+    summary = synthesize(cfg, **QUIET)
     assert summary["kept"] == 5
-    path, body = _Handler.seen[-1]
-    assert path == ("/v1/chat/completions" if api == "chat" else "/v1/completions")
-    assert body["model"] == "fake-llm" and body["temperature"] == 0.0
+    last = server.requests[-1]
+    assert last["path"] == ("/v1/chat/completions" if api == "chat" else "/v1/completions")
+    assert last["body"]["model"] == "fake-llm" and last["body"]["temperature"] == 0.0
 
 
 def test_endpoint_failure_is_a_generator_error():

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import re
 
+from grpo_zoo.answers import parse_number
+
 PARSE, LEAK, OVERLONG = "parse", "leak", "overlong"
 REASONS = (PARSE, LEAK, OVERLONG)
 
@@ -41,16 +43,7 @@ def parse_hint(text: str, prefilled: bool = False) -> str | None:
 
 
 def _as_number(s: str) -> float | None:
-    s = s.strip().replace(",", "").replace(" ", "").rstrip(".")
-    if s.startswith("+"):
-        s = s[1:]
-    try:
-        if "/" in s:
-            a, b = s.split("/", 1)
-            return float(a) / float(b)
-        return float(s)
-    except (ValueError, ZeroDivisionError):
-        return None
+    return parse_number(s.replace(" ", ""))  # "1 000" in a hint is a thousand
 
 
 def _same(a: float, b: float) -> bool:

@@ -1,7 +1,4 @@
 """The generative-judge reward: parser, prompt, config errors, OpenAI-compatible and local backends, state."""
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 import torch
@@ -90,31 +87,15 @@ def _rollouts(texts, tasks=None):
 
 
 @pytest.fixture
-def fake_endpoint():
+def fake_endpoint(zoo_fake_endpoint):
     """An OpenAI-compatible /v1/chat/completions that answers from the solution text."""
-    requests = []
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            requests.append({"path": self.path, "body": body, "auth": self.headers.get("Authorization")})
-            user = body["messages"][-1]["content"]
-            reply = "<score>0.9</score>" if "GOOD" in user else "Score: 2/10" if "BAD" in user else "hmm, unsure"
-            data = json.dumps({"choices": [{"message": {"role": "assistant", "content": reply}}]}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+    def reply(body):
+        user = body["messages"][-1]["content"]
+        return "<score>0.9</score>" if "GOOD" in user else "Score: 2/10" if "BAD" in user else "hmm, unsure"
 
-        def log_message(self, *args):
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}/v1", requests
-    server.shutdown()
+    server = zoo_fake_endpoint(reply)
+    return f"{server.url}/v1", server.requests
 
 
 def test_openai_backend_scores_dedupes_and_counts(zoo_context, fake_endpoint, monkeypatch):
