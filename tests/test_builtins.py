@@ -362,3 +362,20 @@ def test_builtin_generate_needs_a_model():
         ctx.hooks.generate(ctx, request)  # zoo_generate
     with pytest.raises(PluginHookError, match="zoo_generate"):
         ctx.hooks.rollout(ctx, request)  # zoo_rollout = ctx.sample = generate + score
+
+
+def test_sampling_seed_salt_gives_a_request_its_own_stream(zoo_context):
+    ctx = zoo_context()
+    tasks = [Task(id="t", prompt="2+2?", answer="4")]
+    plain = RolloutRequest(tasks=tasks, prompts=["2+2?"], budgets=[2])
+    salted = RolloutRequest(tasks=tasks, prompts=["2+2?"], budgets=[2], extras={"seed_salt": 7})
+    assert ctx.sampling_seed(plain) == ctx.generator(1).initial_seed()  # unsalted: the run's usual stream
+    assert ctx.sampling_seed(salted) == ctx.generator(1, 7).initial_seed() != ctx.sampling_seed(plain)
+    seeds = set()
+    for step in range(3):
+        ctx.step = step
+        seeds.add(ctx.sampling_seed(salted))
+    assert len(seeds) == 3
+    bad = RolloutRequest(tasks=tasks, prompts=["2+2?"], budgets=[2], extras={"seed_salt": "x"})
+    with pytest.raises(TypeError, match="'x'"):
+        ctx.sampling_seed(bad)

@@ -37,6 +37,20 @@ class RunContext:
         g.manual_seed(hash((self.config.seed, self.step) + tuple(salt)) & 0x7FFFFFFFFFFFFFFF)
         return g
 
+    def sampling_seed(self, request: RolloutRequest) -> int:
+        """The seed of one generate call: run seed, step and ``request.extras["seed_salt"]``.
+
+        Without a salt every generate call of a step draws the same random stream,
+        so a plugin that samples twice in a step (drafts, then refinements; hinted
+        re-samples) gives its extra request a salt of its own.
+        """
+        salt = request.extras.get("seed_salt")
+        if salt is None:
+            return self.generator(1).initial_seed()
+        if isinstance(salt, bool) or not isinstance(salt, int):
+            raise TypeError(f'request.extras["seed_salt"] must be an int, got {salt!r}')
+        return self.generator(1, salt).initial_seed()
+
     # sampling helpers for wrappers: the inner path, without re-entering zoo_rollout
     def score(self, rollouts: Rollouts) -> Rollouts:
         rollouts.rewards = self.hooks.rewards(self, rollouts)

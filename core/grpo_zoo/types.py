@@ -38,7 +38,10 @@ class RolloutRequest:
     Wrappers of ``zoo_rollout`` may rewrite ``prompts`` and ``budgets`` before
     yielding to the inner implementation (iGRPO appends drafts this way).
     ``prompts[i]`` is the text or chat messages for ``tasks[i]``; ``budgets[i]``
-    how many rollouts it gets.
+    how many rollouts it gets. ``extras["seed_salt"]`` (an int) gives the
+    request a random stream of its own within the step (see
+    ``RunContext.sampling_seed``); a plugin that samples more than once per
+    step sets it on its extra requests.
     """
 
     tasks: list[Task]

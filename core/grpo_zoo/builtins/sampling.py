@@ -29,4 +29,4 @@ def zoo_generate(ctx, request):
         return generate_openai(ctx, request)
     if ctx.engine is None:
         raise RuntimeError("the transformers backend needs a loaded model (ctx.engine is None)")
-    return ctx.engine.generate(request, ctx.config.sampling, seed=ctx.generator(1).initial_seed())
+    return ctx.engine.generate(request, ctx.config.sampling, seed=ctx.sampling_seed(request))

@@ -161,7 +161,7 @@ def generate_openai(ctx, request: RolloutRequest) -> Rollouts:
     api_key = os.environ.get(ep.api_key_env) or None
     client = Client(ep.url, ep.timeout_s, api_key)
     model = ep.model or served_model(client.url, ep.timeout_s, api_key, ctx.config.model)
-    seed = ctx.generator(1).initial_seed() & 0x7FFFFFFF
+    seed = ctx.sampling_seed(request) & 0x7FFFFFFF
     eos_id = tok.eos_token_id if tok is not None else None
     common = {"model": model, "temperature": cfg.temperature, "top_p": cfg.top_p, "max_tokens": cfg.max_new_tokens}
     if cfg.top_k:

@@ -27,6 +27,7 @@ from .prompts import hinted_prompt, hinter_messages
 NAME = "hints"
 PREFIX = "hint/"
 SALT = 0x48494E54  # "HINT": this plugin's stream of ctx.generator
+RESAMPLE_SALT = 0x48494E55  # seed_salt of the hinted re-samples
 
 
 @dataclass
@@ -239,7 +240,8 @@ class Hints:
             tasks=[result.tasks[c.g] for c in live],
             prompts=[hinted_prompt(self._prompt_of(ctx, request, result, c.g), result.tasks[c.g], c.hint, cfg.hint_prefix) for c in live],
             budgets=budgets,
-            extras={**request.extras, "hints": True},
+            # a stream of its own: with the run's, a hinted sample would reuse its unhinted group's uniforms
+            extras={**request.extras, "hints": True, "seed_salt": RESAMPLE_SALT},
         )
         sampled = ctx.sample(req)
         ok = sampled.rewards[cfg.reward_column] > cfg.threshold

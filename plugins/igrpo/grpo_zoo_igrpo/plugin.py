@@ -122,21 +122,6 @@ class IGRPO:
         self._annotate(ctx, request, result, plain_prompts, split, draft_text, draft_total, drafts)
         return result
 
-    # The built-in backend seeds each generate() call with ctx.generator(1), a function of (seed, step) only, so the
-    # draft and refinement calls of one step would share one random stream (same uniforms per batch row): a
-    # refinement would then copy its draft whenever the draft barely changes the next-token distribution. The
-    # draft request gets its own stream by folding a salt into every ctx.generator() call made while it is sampled.
-    @hookimpl(wrapper=True)
-    def zoo_generate(self, ctx, request):
-        if request.extras.get(STAGE_KEY) != "draft" or "generator" in vars(ctx):
-            return (yield)
-        inner = ctx.generator
-        ctx.generator = lambda *salt: inner(*salt, DRAFT_SEED_SALT)
-        try:
-            return (yield)
-        finally:
-            del ctx.generator
-
     # ---- helpers ------------------------------------------------------------------------------------------------
     def _rank_weights(self, ctx, drafts: Rollouts) -> dict[str, float]:
         given = ctx.config.igrpo.draft_weights
@@ -236,4 +221,7 @@ def build_draft_request(request: RolloutRequest, drafts_per_task: list[int]) -> 
     idx = [i for i, n in enumerate(drafts_per_task) if n > 0]
     req = request.subset(idx, budgets=[drafts_per_task[i] for i in idx])
     req.extras[STAGE_KEY] = "draft"
+    # Its own random stream: sharing the refinements' stream, a refinement copies its draft
+    # whenever the draft barely changes the next-token distribution.
+    req.extras["seed_salt"] = DRAFT_SEED_SALT
     return req

@@ -32,7 +32,7 @@ class FakeGenerate:
                 "prompts": list(request.prompts),
                 "budgets": list(request.budgets),
                 "extras": dict(request.extras),
-                "seed": ctx.generator(1).initial_seed(),
+                "seed": ctx.sampling_seed(request),
             }
         )
         group, ptext, pids, cids, ctext = [], [], [], [], []
