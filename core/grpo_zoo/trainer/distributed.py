@@ -23,6 +23,22 @@ def shard(ctx, items: list) -> list:
     return items[rank::size]
 
 
+def shard_by_budget(ctx, budgets: list[int]) -> list[int]:
+    """This rank's task indices: tasks dealt largest budget first to the rank with the fewest
+    rollouts so far (ties: lower rank), so ranks generate about as many rollouts each."""
+    rank, size = world(ctx)
+    if size == 1:
+        return list(range(len(budgets)))
+    load = [0] * size
+    mine = []
+    for i in sorted(range(len(budgets)), key=lambda i: (-budgets[i], i)):
+        r = min(range(size), key=lambda k: (load[k], k))
+        load[r] += budgets[i]
+        if r == rank:
+            mine.append(i)
+    return sorted(mine)
+
+
 def gather_rollouts(ctx, rollouts: Rollouts, tasks: list, local: list[int]) -> Rollouts:
     """Rollouts of every rank, with group ids pointing into the full ``tasks`` list."""
     rank, size = world(ctx)

@@ -9,7 +9,7 @@ import torch
 
 from ..segments import segment_all_equal
 from ..types import LossInputs, RolloutRequest, Rollouts
-from .distributed import gather_rollouts, shard
+from .distributed import gather_rollouts, shard_by_budget
 from .distributed import world as world_of
 
 
@@ -19,9 +19,15 @@ def make_request(ctx, tasks) -> RolloutRequest:
 
 
 def collect(ctx, tasks) -> Rollouts:
-    """Roll out and score this rank's share of ``tasks``; every rank ends with the whole batch."""
-    local = shard(ctx, list(range(len(tasks))))
-    request = make_request(ctx, [tasks[i] for i in local])
+    """Roll out and score this rank's share of ``tasks``; every rank ends with the whole batch.
+
+    Budgets are planned over the step's whole task list on every rank (planners
+    see the same state: they observe the gathered batch), then the tasks are
+    dealt to ranks so each generates about as many rollouts.
+    """
+    full = make_request(ctx, tasks)
+    local = shard_by_budget(ctx, full.budgets)
+    request = full.subset(local)
     rollouts = ctx.hooks.rollout(ctx, request)
     return gather_rollouts(ctx, rollouts, tasks, local)
 
