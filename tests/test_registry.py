@@ -128,3 +128,14 @@ def test_duplicate_names_and_broken_toml_are_rejected(tmp_path):
         load_catalog(tmp_path)
     with pytest.raises(FileNotFoundError):
         load_catalog(tmp_path / "nope")
+
+
+def test_catalog_location_env_and_error(tmp_path, monkeypatch):
+    from grpo_zoo import registry
+
+    (tmp_path / "mine.toml").write_text((default_root() / "mc_grpo.toml").read_text().replace('"mc_grpo"', '"mine"', 1))
+    monkeypatch.setenv("GRPO_ZOO_REGISTRY", str(tmp_path))
+    assert [e.name for e in load_catalog()] == ["mine"]  # the variable wins over the checkout
+    monkeypatch.setattr(registry, "candidate_roots", lambda: [tmp_path / "nowhere", tmp_path / "elsewhere"])
+    with pytest.raises(FileNotFoundError, match=r"nowhere.*elsewhere.*--root PATH or set GRPO_ZOO_REGISTRY"):
+        load_catalog()

@@ -5,6 +5,7 @@ entry in a pull request that never conflicts with anyone else's.
 """
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Literal
@@ -50,14 +51,32 @@ class Entry(BaseModel):
         return sorted(v)
 
 
+def candidate_roots() -> list[Path]:
+    """Where the catalog is looked for: $GRPO_ZOO_REGISTRY, the source checkout this package
+    runs from (editable installs), ./registry/plugins (a checkout as working directory)."""
+    env = os.environ.get("GRPO_ZOO_REGISTRY")
+    found = [Path(env)] if env else []
+    return found + [Path(__file__).resolve().parents[2] / "registry" / "plugins", Path.cwd() / "registry" / "plugins"]
+
+
 def default_root() -> Path:
-    return Path(__file__).resolve().parents[2] / "registry" / "plugins"
+    roots = candidate_roots()
+    return next((r for r in roots if r.is_dir()), roots[0])
 
 
 def load_catalog(root: str | Path | None = None) -> list[Entry]:
-    root = Path(root) if root else default_root()
-    if not root.is_dir():
-        raise FileNotFoundError(f"registry folder not found: {root}")
+    if root:
+        root = Path(root)
+        if not root.is_dir():
+            raise FileNotFoundError(f"registry folder not found: {root}")
+    else:
+        root = default_root()
+        if not root.is_dir():
+            looked = ", ".join(str(r) for r in candidate_roots())
+            raise FileNotFoundError(
+                f"registry folder not found (looked in {looked}); the catalog lives in the source repository's "
+                "registry/plugins: pass --root PATH or set GRPO_ZOO_REGISTRY"
+            )
     entries, errors, names = [], [], {}
     for path in sorted(root.glob("*.toml")):
         try:

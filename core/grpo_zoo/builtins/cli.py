@@ -69,5 +69,6 @@ def zoo_register_commands(subparsers):
     sub = p.add_subparsers(dest="registry_command", required=True)
     for name, fn, text in (("list", _registry_list, "print the catalog"), ("check", _registry_check, "validate it")):
         q = sub.add_parser(name, help=text)
-        q.add_argument("--root", default=None, help="catalog folder (default: the repo's registry/plugins)")
+        q.add_argument("--root", default=None, help="catalog folder (default: $GRPO_ZOO_REGISTRY, else the "
+                       "registry/plugins of the checkout grpo-zoo runs from, else ./registry/plugins)")
         q.set_defaults(func=fn)
