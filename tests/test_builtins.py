@@ -379,3 +379,23 @@ def test_sampling_seed_salt_gives_a_request_its_own_stream(zoo_context):
     bad = RolloutRequest(tasks=tasks, prompts=["2+2?"], budgets=[2], extras={"seed_salt": "x"})
     with pytest.raises(TypeError, match="'x'"):
         ctx.sampling_seed(bad)
+
+
+def test_rollouts_carry_behavior_prompts_through_take_concat_and_replace():
+    tasks = [Task(id=f"t{k}", prompt="q", answer="1") for k in range(2)]
+
+    def batch(group, behavior=None):
+        n = len(group)
+        return Rollouts(tasks=tasks, group=torch.tensor(group), prompt_text=["p"] * n, prompt_ids=[[1]] * n,
+                        completion_ids=[[2, 3]] * n, completion_text=["c"] * n, behavior_prompt_ids=behavior,
+                        rewards={"r": torch.zeros(n)})
+
+    plain = batch([0, 0, 1, 1])
+    hinted = batch([1, 1], behavior=[[9, 1], [9, 1]])
+    out = plain.replace_groups([1], hinted)
+    assert out.group.tolist() == [0, 0, 1, 1]
+    assert out.behavior_prompt_ids == [None, None, [9, 1], [9, 1]]
+    assert out.take([1, 2]).behavior_prompt_ids == [None, [9, 1]]
+    assert Rollouts.concat([plain, plain]).behavior_prompt_ids is None
+    with pytest.raises(ValueError, match="behavior_prompt_ids has 1 entries for 2 rollouts"):
+        batch([0, 1], behavior=[[9]])

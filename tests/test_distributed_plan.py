@@ -62,3 +62,27 @@ def test_shard_by_budget_partitions_and_balances(budgets, size):
     loads = [sum(budgets[i] for i in p) for p in parts]
     assert max(loads) - min(loads) <= max(budgets)
     assert shard_by_budget(SimpleNamespace(accelerator=None), budgets) == list(range(len(budgets)))
+
+
+def test_gather_keeps_behavior_prompts_of_every_rank(monkeypatch):
+    import accelerate.utils
+
+    from grpo_zoo.trainer.distributed import gather_rollouts
+
+    tasks = [Task(id=f"t{k}", prompt="q", answer="1") for k in range(2)]
+
+    def part(behavior):
+        return Rollouts(tasks=tasks[:1], group=torch.zeros(2, dtype=torch.long), prompt_text=["p"] * 2,
+                        prompt_ids=[[1]] * 2, completion_ids=[[2]] * 2, completion_text=["c"] * 2,
+                        behavior_prompt_ids=behavior, rewards={"r": torch.zeros(2)})
+
+    payloads = []
+    monkeypatch.setattr(accelerate.utils, "gather_object", lambda obj: payloads.append(obj[0]) or list(payloads))
+
+    def world(rank):
+        return SimpleNamespace(accelerator=SimpleNamespace(process_index=rank, num_processes=2))
+
+    gather_rollouts(world(0), part(None), tasks, [0])
+    merged = gather_rollouts(world(1), part([[9], None]), tasks, [1])
+    assert merged.group.tolist() == [0, 0, 1, 1]
+    assert merged.behavior_prompt_ids == [None, None, [9], None]

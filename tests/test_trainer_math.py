@@ -269,3 +269,39 @@ def test_length_buckets_partition_rows():
     padded = sum(len(b) * max(lengths[i] for i in b) for b in buckets)
     assert padded < len(lengths) * max(lengths)  # less padding than one batch
     assert length_buckets([5] * 8) == [list(range(8))]  # equal lengths: one forward
+
+
+def test_behavior_prompts_give_the_old_logprobs_of_the_sampling_context(accum, monkeypatch):
+    """Rollouts trained in one context but sampled in another: old log-probs come from the latter."""
+    from grpo_zoo.trainer.step import loss_order
+
+    trainer, rollouts = accum
+    ctx, engine = trainer.ctx, trainer.ctx.engine
+    n = len(rollouts)
+    behavior = [None] * n
+    for i in (0, 4, 5):
+        behavior[i] = rollouts.prompt_ids[(i + 3) % n][::-1] + [7]  # some other context
+    seen = []
+    real = ctx.hooks.policy_loss
+
+    def spy(c, inputs):
+        seen.append((inputs.logp.detach().clone(), inputs.old_logp.clone(), inputs.mask.clone()))
+        return real(c, inputs)
+
+    monkeypatch.setattr(ctx.hooks, "policy_loss", spy)
+    rollouts.behavior_prompt_ids = behavior
+    try:
+        _grads(trainer, rollouts, "grpo", micro=n)  # one micro-batch, rows in loss order
+    finally:
+        rollouts.behavior_prompt_ids = None
+    (logp, old, mask), = seen
+    order = loss_order(rollouts, list(range(n)))
+    for r, i in enumerate(order):
+        m = mask[r]
+        if behavior[i] is None:  # the ordinary ratio: exactly 1
+            assert torch.equal(old[r][m], logp[r][m])
+            continue
+        with torch.no_grad():
+            want, _ = engine.logprobs([behavior[i]], [rollouts.completion_ids[i]])
+        torch.testing.assert_close(old[r][m], want[0][: int(m.sum())], atol=1e-5, rtol=1e-5)
+        assert (old[r][m] - logp[r][m]).abs().max() > 1e-3  # a different context: the ratio is not 1

@@ -69,7 +69,8 @@ class RolloutRequest:
 
 
 # Per-rollout fields: every list or tensor of length R (the rollout count).
-_PER_ROLLOUT = ("group", "prompt_text", "prompt_ids", "completion_ids", "completion_text", "sample_logp", "in_loss")
+_PER_ROLLOUT = ("group", "prompt_text", "prompt_ids", "completion_ids", "completion_text", "sample_logp",
+                "behavior_prompt_ids", "in_loss")
 
 
 @dataclass
@@ -77,11 +78,16 @@ class Rollouts:
     """A ragged batch of rollouts: rollout i belongs to group ``group[i]``.
 
     Group g is the g-th task of ``tasks``; groups have any size, 1 included.
-    ``prompt_text``/``prompt_ids`` are the exact context each completion was
-    sampled in (and the context its log-probs are computed in: iGRPO's
-    draft-augmented prompt, a hinted prompt). ``rewards`` holds named reward
-    columns, ``advantages`` one value per rollout once computed, and
-    ``in_loss`` which rollouts reach the loss.
+    ``prompt_text``/``prompt_ids`` are the context the policy is trained in,
+    normally the exact context each completion was sampled in (iGRPO's
+    draft-augmented prompt, a hinted prompt). When a method trains a
+    completion in another context than it was sampled in (Guide-style hints:
+    sampled with the hint, trained without), ``behavior_prompt_ids[i]`` holds
+    the sampling context: the loss's old log-probs of rollout i are then
+    computed there, so its ratio is pi_theta(y | prompt) / pi_old(y | behaviour
+    prompt); None (the list, or an entry) means the same as ``prompt_ids``.
+    ``rewards`` holds named reward columns, ``advantages`` one value per
+    rollout once computed, and ``in_loss`` which rollouts reach the loss.
     """
 
     tasks: list[Task]
@@ -91,6 +97,7 @@ class Rollouts:
     completion_ids: list[list[int]]
     completion_text: list[str]
     sample_logp: list[torch.Tensor] | None = None
+    behavior_prompt_ids: list[list[int] | None] | None = None
     rewards: dict[str, torch.Tensor] = field(default_factory=dict)
     advantages: torch.Tensor | None = None
     in_loss: torch.Tensor | None = None
@@ -142,6 +149,7 @@ class Rollouts:
             completion_ids=pick(self.completion_ids),
             completion_text=pick(self.completion_text),
             sample_logp=pick(self.sample_logp),
+            behavior_prompt_ids=pick(self.behavior_prompt_ids),
             rewards={k: v[idx] for k, v in self.rewards.items()},
             advantages=None if self.advantages is None else self.advantages[idx],
             in_loss=self.in_loss[idx],
@@ -171,6 +179,9 @@ class Rollouts:
         cols = set(first.rewards)
         logp = None if any(p.sample_logp is None for p in parts) else [x for p in parts for x in p.sample_logp]
         adv = None if any(p.advantages is None for p in parts) else torch.cat([p.advantages for p in parts])
+        behavior = None
+        if any(p.behavior_prompt_ids is not None for p in parts):
+            behavior = [x for p in parts for x in (p.behavior_prompt_ids or [None] * len(p))]
         return Rollouts(
             tasks=first.tasks,
             group=torch.cat([p.group for p in parts]),
@@ -179,6 +190,7 @@ class Rollouts:
             completion_ids=[x for p in parts for x in p.completion_ids],
             completion_text=[x for p in parts for x in p.completion_text],
             sample_logp=logp,
+            behavior_prompt_ids=behavior,
             rewards={k: torch.cat([p.rewards[k] for p in parts]) for k in cols},
             advantages=adv,
             in_loss=torch.cat([p.in_loss for p in parts]),
@@ -191,8 +203,11 @@ class Rollouts:
 class LossInputs:
     """Per-token tensors of one micro-batch, padded to [B, T] with ``mask``.
 
-    ``old_logp`` is the log-prob at sampling time (num_iterations > 1) or the
-    detached current one; ``ref_logp`` is present only when beta > 0.
+    ``old_logp`` is the log-prob before the first optimizer step of this
+    update (frozen once when num_iterations > 1, else the detached current
+    one), computed in the rollout's behaviour context where
+    ``Rollouts.behavior_prompt_ids`` gives one; ``ref_logp`` is present only
+    when beta > 0.
     Normalizers are explicit (NeMo-RL style): ``total_tokens`` counts the
     completion tokens of the whole optimizer step across micro-batches and
     processes, ``total_sequences`` its completions.

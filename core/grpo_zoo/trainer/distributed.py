@@ -54,6 +54,7 @@ def gather_rollouts(ctx, rollouts: Rollouts, tasks: list, local: list[int]) -> R
     mine["rewards"] = {k: v.tolist() for k, v in rollouts.rewards.items()}
     mine["metrics"] = rollouts.metrics
     mine["sample_logp"] = None if rollouts.sample_logp is None else [t.tolist() for t in rollouts.sample_logp]
+    mine["behavior_prompt_ids"] = rollouts.behavior_prompt_ids or [None] * len(rollouts)
     parts = gather_object([mine])
     merged = Rollouts(
         tasks=list(tasks),
@@ -63,6 +64,9 @@ def gather_rollouts(ctx, rollouts: Rollouts, tasks: list, local: list[int]) -> R
         sample_logp=None
         if any(p["sample_logp"] is None for p in parts)
         else [torch.tensor(x, dtype=torch.float32) for p in parts for x in p["sample_logp"]],
+        behavior_prompt_ids=None
+        if all(x is None for p in parts for x in p["behavior_prompt_ids"])
+        else [x for p in parts for x in p["behavior_prompt_ids"]],
         extras=rollouts.extras,
     )
     for p in parts:  # plugin metrics: counts add up across ranks, other figures come from rank 0

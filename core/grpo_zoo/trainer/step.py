@@ -113,13 +113,29 @@ def policy_update(ctx, rollouts: Rollouts, optimizer, scheduler) -> dict[str, fl
 
     # With num_iterations = 1 the "old" log-probs are the current ones,
     # detached: no extra forward pass. With more, they are frozen once here.
-    old, ref = {}, {}
+    # Rollouts trained in another context than they were sampled in get theirs
+    # from the sampling (behaviour) context, before any optimizer step.
+    behavior = rollouts.behavior_prompt_ids or [None] * len(rollouts)
+    old, ref, old_rows = {}, {}, {}
     with torch.no_grad():
         for k, mb in enumerate(batches):
             if cfg.loss.num_iterations > 1:
                 old[k] = engine.logprobs(*ids(mb))[0].detach()
+            rows = [r for r, i in enumerate(mb) if behavior[i] is not None]
+            if rows:
+                lp, _ = engine.logprobs([behavior[mb[r]] for r in rows], [rollouts.completion_ids[mb[r]] for r in rows])
+                old_rows[k] = (rows, lp.detach())
             if cfg.loss.beta > 0:
                 ref[k] = engine.logprobs(*ids(mb), scorer=engine.ref_scorer)[0].detach()
+
+    def old_logp(k, logp):
+        base = old.get(k, logp.detach())
+        if k not in old_rows:
+            return base
+        rows, lp = old_rows[k]
+        base = base.clone()
+        base[rows, : lp.shape[1]] = lp.to(base.dtype)  # same completions: same lengths, the rest is padding
+        return base
 
     stats = {"loss": 0.0, "kl": 0.0, "clip_frac": 0.0, "grad_norm": 0.0}
     params = [p for p in engine.model.parameters() if p.requires_grad]
@@ -134,7 +150,7 @@ def policy_update(ctx, rollouts: Rollouts, optimizer, scheduler) -> dict[str, fl
                 logp, mask = engine.logprobs(*ids(mb))
                 inputs = LossInputs(
                     logp=logp,
-                    old_logp=old.get(k, logp.detach()),
+                    old_logp=old_logp(k, logp),
                     advantages=rollouts.advantages[mb].to(logp.device),
                     mask=mask,
                     ref_logp=ref.get(k),

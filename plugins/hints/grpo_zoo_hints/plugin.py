@@ -20,7 +20,6 @@ from grpo_zoo.types import RolloutRequest, Rollouts
 from .config import HintsConfig
 from .formulas import hinter_reward, hint_reliance
 from .gates import REASONS, gate_hint
-from .guide import GuideCorrection
 from .hinter import Hinter, generate_hints
 from .prompts import hinted_prompt, hinter_messages
 
@@ -55,7 +54,6 @@ class Hints:
     def __init__(self):
         self.hinter: Hinter | None = None
         self._pending_hinter: dict | None = None
-        self.guide = GuideCorrection()
         self.totals = {"hard": 0, "replaced": 0, "recovered": 0, "hints": 0, "hinter_updates": 0}
         self.last: dict[str, float] = {}
 
@@ -111,20 +109,6 @@ class Hints:
         result = yield
         return self.process(ctx, request, result)
 
-    # loss (only for loss_mode = no_hint_ratio; see guide.py)
-    @hookimpl(wrapper=True)
-    def zoo_select_for_loss(self, ctx, rollouts):
-        in_loss = yield
-        if self.cfg(ctx).loss_mode == "no_hint_ratio":
-            self.guide.observe(rollouts)
-        return in_loss
-
-    @hookimpl(wrapper=True)
-    def zoo_policy_loss(self, ctx, inputs):
-        if self.cfg(ctx).loss_mode == "no_hint_ratio":
-            self.guide.apply(ctx, inputs)
-        return (yield)
-
     # the method
     def generate_hints(self, ctx, cfg, tasks, messages, budgets, seed) -> Rollouts:
         """Hinter answers (unscored Rollouts; group i = ``tasks[i]``). Tests override this."""
@@ -137,7 +121,6 @@ class Hints:
     def process(self, ctx, request: RolloutRequest, result: Rollouts) -> Rollouts:
         cfg = self.cfg(ctx)
         t0 = time.perf_counter()
-        self.guide.reset()
         m = {f"gate_failures/{r}": 0 for r in REASONS}
         m.update(dict.fromkeys(
             ["hard_prompts", "hinted_prompts", "hints_generated", "hints_used", "replaced_groups", "recovered_groups",
@@ -291,11 +274,11 @@ class Hints:
             part = c.sampled.take(c.rows)
             n = len(c.rows)
             part = replace(part, tasks=result.tasks, group=torch.full((n,), g, dtype=torch.long))
-            if cfg.loss_mode == "no_hint_ratio":  # loss context without the hint; old log-probs with it
+            if cfg.loss_mode == "no_hint_ratio":
+                # trained without the hint; core computes the old log-probs in the hinted context it was sampled in
                 plain_ids, plain_text = result.prompt_ids[first[g]], result.prompt_text[first[g]]
-                for ids, comp in zip(part.prompt_ids, part.completion_ids):
-                    self.guide.register(plain_ids, comp, ids)
-                part = replace(part, prompt_ids=[plain_ids] * n, prompt_text=[plain_text] * n)
+                part = replace(part, prompt_ids=[plain_ids] * n, prompt_text=[plain_text] * n,
+                               behavior_prompt_ids=list(part.prompt_ids))
             parts.append(part)
             info.append({"task": result.tasks[g].id, "group": g, "hint": c.hint, "level": c.level,
                          "pass_rate": c.pass_rate, "reliance": c.reliance, "hinter_reward": c.reward})

@@ -8,7 +8,6 @@ import pytest
 import torch
 from grpo_zoo.hookspecs import hookimpl
 from grpo_zoo.trainer.models import load_model_and_tokenizer
-from grpo_zoo_hints.guide import rollout_key
 from grpo_zoo_hints.plugin import Hints
 from grpo_zoo_hints.testing import ScriptedHints
 
@@ -28,13 +27,20 @@ class RatioSpy:
         return None  # the built-in loss answers
 
 
-def hinted_in_loss(plugin) -> int:
-    batch = plugin.guide.batch
-    return sum(
-        1
-        for i in range(len(batch))
-        if bool(batch.in_loss[i]) and rollout_key(batch.prompt_ids[i], batch.completion_ids[i]) in plugin.guide.hinted
-    )
+class BatchSpy:
+    """Keeps the batch the last update trained on (in_loss is final by step_metrics)."""
+
+    batch = None
+
+    @hookimpl
+    def zoo_step_metrics(self, ctx, rollouts, step):
+        self.batch = rollouts
+        return {}
+
+
+def hinted_in_loss(spy: BatchSpy) -> int:
+    b = spy.batch
+    return sum(1 for i in range(len(b)) if bool(b.in_loss[i]) and b.behavior_prompt_ids[i] is not None)
 
 
 def test_contract(zoo_check_plugin):
@@ -59,14 +65,14 @@ def test_train_step_with_the_separate_hinter(zoo_train_step):
 
 
 def test_self_hints_with_the_guide_ratio(zoo_train_step):
-    spy = RatioSpy()
+    spy, batch = RatioSpy(), BatchSpy()
     section = {**FAST, "mode": "self", "loss_mode": "no_hint_ratio", "max_level": 2}
-    res = zoo_train_step(plugins={"hints": ScriptedHints, "spy": spy}, config={"hints": section})
+    res = zoo_train_step(plugins={"hints": ScriptedHints, "spy": spy, "batch": batch}, config={"hints": section})
     m = res.last
     plugin = res.ctx.hooks.pm.get_plugin("hints")
     assert plugin.hinter is None  # self mode loads no hinter
     assert m["hint/replaced_groups"] == 2 and m["hint/hints_generated"] == 2 * 4 * 2  # levels 1 and 2 (no success)
-    assert spy.rows == hinted_in_loss(plugin) == 6  # exactly the hinted rows get the corrected ratio
+    assert spy.rows == hinted_in_loss(batch) == 6  # exactly the hinted rows get the corrected ratio
 
 
 def test_resume_restores_the_hinter(zoo_train_step, tmp_path):
@@ -82,13 +88,12 @@ def test_resume_restores_the_hinter(zoo_train_step, tmp_path):
 
 def test_with_mc_grpo(zoo_train_step):
     pytest.importorskip("grpo_zoo_mc_grpo")
-    spy = RatioSpy()
+    spy, batch = RatioSpy(), BatchSpy()
     section = {**FAST, "loss_mode": "no_hint_ratio"}
-    res = zoo_train_step(plugins={"hints": ScriptedHints, "spy": spy}, config={"plugins": ["mc_grpo"], "hints": section})
+    res = zoo_train_step(plugins={"hints": ScriptedHints, "spy": spy, "batch": batch},
+                         config={"plugins": ["mc_grpo"], "hints": section})
     m = res.last
     assert m["rollouts"] == 2 * 4  # MC-GRPO samples G+1; the hinted groups keep that size
     assert m["hint/replaced_groups"] == 2 and any(k.startswith("mc_grpo/") for k in m)
-    plugin = res.ctx.hooks.pm.get_plugin("hints")
-    # MC-GRPO drops each group's pivot from the loss after the hints plugin saw the selection:
-    # the correction follows the final loss mask.
-    assert spy.rows == hinted_in_loss(plugin) == 2 * 3
+    # MC-GRPO drops each group's pivot from the loss: the correction follows the final loss mask.
+    assert spy.rows == hinted_in_loss(batch) == 2 * 3

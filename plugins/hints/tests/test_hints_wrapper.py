@@ -5,8 +5,7 @@ import pytest
 import torch
 from grpo_zoo.plugins import PluginError
 from grpo_zoo.testing import roundtrip_state
-from grpo_zoo.trainer.step import micro_batches
-from grpo_zoo.types import LossInputs, RolloutRequest, Task
+from grpo_zoo.types import RolloutRequest, Task
 from grpo_zoo_hints.testing import HINT_MARK, SCRIPT, FakeEngine, OfflineHints, StubGenerator
 
 GOOD = "Work out the expression one operation at a time."
@@ -97,36 +96,21 @@ def test_missing_reward_column_names_the_key(zoo_context):
         ctx.hooks.rollout(ctx, request)
 
 
-def test_no_hint_ratio_uses_the_plain_context_over_the_hinted_old_logp(zoo_context):
+def test_no_hint_ratio_trains_without_the_hint_and_marks_the_hinted_context(zoo_context):
     ctx, _, request = setup(zoo_context, loss_mode="no_hint_ratio")
     out = ctx.hooks.rollout(ctx, request)
     assert not any(HINT_MARK in p for p in out.prompt_ids), "the loss context is the prompt without the hint"
     assert len(out) == 10 and sum("Hint:" in t for t in out.prompt_text) == 0
-    ctx.compute_advantages(out)  # plans the micro-batches (select_for_loss wrapper)
-    hinted_rows = 0
-    eps = ctx.config.loss.epsilon_low
-    chosen = torch.nonzero(out.in_loss).flatten().tolist()
-    for mb in micro_batches(out, chosen, ctx.config.train.micro_batch_size):  # what core's policy_update does
-        logp, mask = ctx.engine.logprobs([out.prompt_ids[i] for i in mb], [out.completion_ids[i] for i in mb])
-        adv = out.advantages[mb]
-        inputs = LossInputs(logp=logp, old_logp=logp.detach(), advantages=adv, mask=mask, total_tokens=1.0, total_sequences=1.0)
-        per_token = ctx.hooks.policy_loss(ctx, inputs)
-        for r, i in enumerate(mb):
-            hinted = int(out.group[i]) != 1
-            hinted_rows += hinted
-            old = -0.5 if hinted else -1.0  # log pi_old(y | q + h) vs the ordinary ratio
-            assert inputs.old_logp[r][mask[r]].tolist() == pytest.approx([old] * int(mask[r].sum()))
-            rho = math.exp(-1.0 - old)
-            a = float(adv[r])
-            expect = -min(rho * a, min(max(rho, 1 - eps), 1 + eps) * a)
-            assert per_token[r][mask[r]].tolist() == pytest.approx([expect] * int(mask[r].sum()), abs=1e-6)
-    assert hinted_rows == 6
-    # a micro-batch that does not match the plan is an error, not a silent mis-correction
+    plain = {int(out.group[i]): out.prompt_ids[i] for i in range(len(out))}
+    for i in range(len(out)):
+        behavior = out.behavior_prompt_ids[i]
+        if int(out.group[i]) == 1:  # solved without a hint: an ordinary ratio
+            assert behavior is None
+        else:  # core computes log pi_old(y | q + h) in the context the rollout was sampled in
+            assert HINT_MARK in behavior and out.prompt_ids[i] == plain[int(out.group[i])]
     ctx.compute_advantages(out)
-    bad = LossInputs(logp=torch.zeros(1, 9), old_logp=torch.zeros(1, 9), advantages=torch.zeros(1),
-                     mask=torch.ones(1, 9, dtype=torch.bool))
-    with pytest.raises(PluginError, match="does not match the planned one"):
-        ctx.hooks.policy_loss(ctx, bad)
+    kept = out.take(torch.nonzero(out.in_loss).flatten())  # what the update sees after selection
+    assert sum(b is not None for b in kept.behavior_prompt_ids) == int((kept.group != 1).sum())
 
 
 def test_totals_survive_a_state_round_trip(zoo_context):
