@@ -18,11 +18,6 @@ def world(ctx) -> tuple[int, int]:
     return (acc.process_index, acc.num_processes) if acc is not None else (0, 1)
 
 
-def shard(ctx, items: list) -> list:
-    rank, size = world(ctx)
-    return items[rank::size]
-
-
 def shard_by_budget(ctx, budgets: list[int]) -> list[int]:
     """This rank's task indices: tasks dealt largest budget first to the rank with the fewest
     rollouts so far (ties: lower rank), so ranks generate about as many rollouts each."""
