@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import site
 import subprocess
 import sysconfig
 import venv
@@ -17,6 +18,21 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 _OURS = ("grpo_zoo", "grpo-zoo", "__editable__", "_grpo_zoo", "__pycache__")
+
+
+def _site_dirs() -> list[Path]:
+    """This interpreter's site-packages folders, in import order (a venv's own, a system or user
+    site it inherits): torch may live in any of them."""
+    paths = sysconfig.get_paths()
+    found = [paths["purelib"], paths["platlib"], *site.getsitepackages()]
+    if site.ENABLE_USER_SITE:
+        found.append(site.getusersitepackages())
+    seen, out = set(), []
+    for p in map(Path, found):
+        if p.is_dir() and p.resolve() not in seen:
+            seen.add(p.resolve())
+            out.append(p)
+    return out
 
 
 class FreshEnv:
@@ -28,11 +44,11 @@ class FreshEnv:
         site = Path(self.run(["-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]).stdout.strip())
         deps = base / "deps"
         deps.mkdir()
-        host = Path(sysconfig.get_paths()["purelib"])
-        for entry in host.iterdir():
-            if entry.name.startswith(_OURS) or entry.suffix == ".pth":
-                continue
-            (deps / entry.name).symlink_to(entry)
+        for host in _site_dirs():
+            for entry in host.iterdir():
+                if entry.name.startswith(_OURS) or entry.suffix == ".pth" or (deps / entry.name).exists():
+                    continue
+                (deps / entry.name).symlink_to(entry)
         (site / "deps.pth").write_text(str(deps) + "\n")
         core = base / "core-src"  # a copy: building in the checkout would leave build/ behind
         shutil.copytree(ROOT / "core", core / "core", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
