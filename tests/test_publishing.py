@@ -3,7 +3,6 @@ third-party example install with pip, pass their own tests, show up in `grpo-zoo
 take part in a run only when named."""
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 
