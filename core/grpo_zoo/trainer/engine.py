@@ -1,11 +1,14 @@
 """The policy engine: prompt encoding, batched sampling with transformers, completion-only log-probs."""
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import nn
 
 from ..types import RolloutRequest, Rollouts
 from . import sampler
+from .compat import cache_kwarg, lean_unsupported_reason
 
 
 class CompletionLogprobs(nn.Module):
@@ -49,6 +52,7 @@ class CompletionLogprobs(nn.Module):
         from transformers import DynamicCache
 
         backbone = self._backbone()
+        cache_arg = cache_kwarg(backbone)
         padded = bool((prompt_mask == 0).any())
         ppos = (prompt_mask.cumsum(-1) - 1).clamp(min=0)
         cache = DynamicCache(config=self.model.config)
@@ -56,8 +60,8 @@ class CompletionLogprobs(nn.Module):
             input_ids=prompt_ids,
             attention_mask=prompt_mask if padded else None,
             position_ids=ppos,
-            past_key_values=cache,
             use_cache=True,
+            **{cache_arg: cache},
         )
         first = out.last_hidden_state[:, -1][rows]  # predicts each completion's first token: [B, H]
         B, T = completion_ids.shape
@@ -85,8 +89,8 @@ class CompletionLogprobs(nn.Module):
                 input_ids=completion_ids[idx, : Tb - 1],  # a row's last token is only a target
                 attention_mask=attn,
                 position_ids=ppos[rows[idx], -1:] + 1 + steps,
-                past_key_values=sub,
                 use_cache=True,
+                **{cache_arg: sub},
             ).last_hidden_state
             hidden[idx, 1:Tb] = h  # position j predicts token j
         return hidden[cmask], completion_ids[cmask]
@@ -171,6 +175,23 @@ class Engine:
         self.scorer = CompletionLogprobs(model, temperature)
         self.ref_scorer: CompletionLogprobs | None = None
         self._shares: bool | None = None
+        self.lean_reason = lean_unsupported_reason(model)
+        if self.lean_reason is not None:  # say it once, here, rather than fall back silently at every step
+            warnings.warn(
+                f"grpo-zoo: the lean sampler and shared-prompt log-probs cannot run {type(model).__name__}: "
+                f"{self.lean_reason}; sampling falls back to model.generate (slower, no sample log-probs) and "
+                "log-probs to one packed forward per row",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+
+    def paths(self) -> dict:
+        """Which sampler and log-prob path this engine runs (recorded in the run's manifest)."""
+        return {
+            "sampler": "lean" if self.lean_reason is None else "hf_generate",
+            "logprobs": "shared_prompt" if self.shares_prompts else "packed",
+            "fallback_reason": self.lean_reason,
+        }
 
     @property
     def unwrapped(self):
@@ -224,7 +245,7 @@ class Engine:
                 for chunk in chunks:
                     prompts = [encoded[g] for g, _ in chunk]
                     counts = [n for _, n in chunk]
-                    if sampler.supports(model):
+                    if self.lean_reason is None:
                         comps, logps = sampler.sample(
                             model, prompts, counts, max_new_tokens=sampling.max_new_tokens, eos_ids=eos, pad_id=pad,
                             temperature=sampling.temperature, top_k=sampling.top_k, top_p=sampling.top_p, generator=gen,
@@ -313,7 +334,7 @@ class Engine:
     @property
     def shares_prompts(self) -> bool:
         if self._shares is None:
-            self._shares = sampler.supports(self.model)
+            self._shares = self.lean_reason is None
         return self._shares
 
     @torch.no_grad()

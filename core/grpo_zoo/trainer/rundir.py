@@ -20,6 +20,19 @@ def new_run_dir(root: str | Path = "runs") -> Path:
     return path
 
 
+def library_versions() -> dict:
+    """Versions of the libraries whose APIs core reaches into (a run is only as reproducible as these)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in ("torch", "transformers", "accelerate", "trl"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = None
+    return out
+
+
 def write_manifest(ctx, path: Path) -> None:
     pm = ctx.hooks.pm
     plugins = [
@@ -33,7 +46,11 @@ def write_manifest(ctx, path: Path) -> None:
         "config": ctx.config.model_dump(mode="json"),
         "plugins": plugins,
         "python": platform.python_version(),
+        "versions": library_versions(),
     }
+    engine = getattr(ctx, "engine", None)
+    if engine is not None and hasattr(engine, "paths"):
+        manifest["engine"] = engine.paths()
     (path / "manifest.json").write_text(json.dumps(manifest, indent=2))
 
 

@@ -19,6 +19,8 @@ import inspect
 
 import torch
 
+from .compat import cache_kwarg, lean_unsupported_reason
+
 
 def process_logits(logits: torch.Tensor, temperature: float, top_k: int, top_p: float):
     """Temperature, then top-k, then top-p (nucleus) filtering of [B, V] float logits -> (filtered, scaled)."""
@@ -56,10 +58,7 @@ def sample_rows(logits: torch.Tensor, generator: torch.Generator) -> tuple[torch
 
 def supports(model) -> bool:
     """True for decoder-only models whose forward takes a KV cache and position ids."""
-    if getattr(model.config, "is_encoder_decoder", False):
-        return False
-    params = inspect.signature(model.forward).parameters
-    return {"past_key_values", "position_ids", "attention_mask"} <= set(params)
+    return lean_unsupported_reason(model) is None
 
 
 def _preallocated_cache(model, capacity: int):
@@ -105,7 +104,8 @@ def _preallocated_cache(model, capacity: int):
     return cache
 
 
-def _forward(model, keep_arg: bool, **kw):
+def _forward(model, keep_arg: bool, cache_arg: str, cache, **kw):
+    kw[cache_arg] = cache
     if keep_arg:
         kw["logits_to_keep"] = 1
     out = model(use_cache=True, **kw)
@@ -134,6 +134,7 @@ def sample(
     """
     device = next(model.parameters()).device
     keep_arg = "logits_to_keep" in inspect.signature(model.forward).parameters
+    cache_arg = cache_kwarg(model)
     P = len(prompts)
     plen = max(len(p) for p in prompts)
     ids = torch.full((P, plen), pad_id, dtype=torch.long)
@@ -145,8 +146,8 @@ def sample(
     padded = bool((attn == 0).any())
     pos = (attn.cumsum(-1) - 1).clamp(min=0)
     cache = _preallocated_cache(model, plen + max_new_tokens)
-    logits = _forward(model, keep_arg, input_ids=ids, attention_mask=attn if padded else None, position_ids=pos,
-                      past_key_values=cache)
+    logits = _forward(model, keep_arg, cache_arg, cache, input_ids=ids, attention_mask=attn if padded else None,
+                      position_ids=pos)
 
     # one row per completion: copy each prompt's cache and last logits `count` times
     rows = torch.repeat_interleave(torch.arange(P, device=device), torch.tensor(counts, device=device))
@@ -178,8 +179,8 @@ def sample(
         if t == max_new_tokens - 1:
             break
         attn = torch.cat([attn, attn.new_ones((attn.shape[0], 1))], dim=1)
-        logits = _forward(model, keep_arg, input_ids=tok[:, None], attention_mask=attn if padded else None,
-                          position_ids=next_pos[:, None], past_key_values=cache)
+        logits = _forward(model, keep_arg, cache_arg, cache, input_ids=tok[:, None],
+                          attention_mask=attn if padded else None, position_ids=next_pos[:, None])
         next_pos = next_pos + 1
 
     lengths, tokens, logps = lengths.tolist(), tokens.tolist(), logps.tolist()
