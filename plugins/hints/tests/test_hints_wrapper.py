@@ -3,9 +3,11 @@ import math
 
 import pytest
 import torch
+from grpo_zoo.hookspecs import hookimpl
 from grpo_zoo.plugins import PluginError
 from grpo_zoo.testing import roundtrip_state
 from grpo_zoo.types import RolloutRequest, Task
+from grpo_zoo_hints.plugin import RESAMPLE_SALT
 from grpo_zoo_hints.testing import HINT_MARK, SCRIPT, FakeEngine, OfflineHints, StubGenerator
 
 GOOD = "Work out the expression one operation at a time."
@@ -121,3 +123,30 @@ def test_totals_survive_a_state_round_trip(zoo_context):
     hints.totals = {k: 0 for k in hints.totals}
     ctx.hooks.load_state_dicts(ctx, {"hints": saved})
     assert hints.totals["recovered"] == 2 and hints.totals["hints"] == 8
+
+
+class SeedSpy(StubGenerator):
+    """The stub backend, recording the seed every hinted request would be sampled with."""
+
+    def __init__(self):
+        self.hinted_seeds = []
+
+    @hookimpl
+    def zoo_generate(self, ctx, request):
+        if request.extras.get("hints"):
+            self.hinted_seeds.append((request.extras["seed_salt"], ctx.sampling_seed(request)))
+        return super().zoo_generate(ctx, request)
+
+
+def test_each_self_hint_level_resamples_with_its_own_random_stream(zoo_context):
+    hints = OfflineHints(["<hint>Count again.</hint>"], ["<hint>Check the sign.</hint>"], ["<hint>Go step by step.</hint>"])
+    spy = SeedSpy()
+    conf = {"hints": {"mode": "self", "threshold": 1.0}, "reward": {"builtin": ["correct"]}}  # nothing succeeds: 3 levels
+    ctx = zoo_context(plugins={"hints": hints, "stub": spy}, config=conf)
+    ctx.engine = FakeEngine()
+    task = Task(id="t0", prompt="What is 3+4?", answer="7")
+    ctx.hooks.rollout(ctx, RolloutRequest(tasks=[task], prompts=[ctx.hooks.build_prompt(ctx, task)], budgets=[2]))
+    assert len(spy.hinted_seeds) == 3
+    salts, seeds = zip(*spy.hinted_seeds)
+    assert salts[0] == RESAMPLE_SALT and len(set(salts)) == 3
+    assert len(set(seeds)) == 3, "levels 2 and 3 must not reuse level 1's random numbers"
