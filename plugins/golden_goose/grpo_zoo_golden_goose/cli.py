@@ -94,6 +94,10 @@ def register(subparsers) -> None:
     s.add_argument("--max-units", dest="max_units", type=int, help="most lines/sentences per span (heuristic)")
     s.add_argument("--min-chars", dest="min_chars", type=int, default=20)
     s.add_argument("--max-chars", dest="max_chars", type=int, default=300)
+    s.add_argument("--min-length-ratio", dest="min_length_ratio", type=float, default=0.5,
+                   help="drop distractors shorter than this times the answer")
+    s.add_argument("--max-length-ratio", dest="max_length_ratio", type=float, default=2.0,
+                   help="drop distractors longer than this times the answer")
     s.add_argument("--context-chars", dest="context_chars", type=int, default=600, help="context each side of [MASK]; 0 = all")
     s.add_argument("--max-source-chars", dest="max_source_chars", type=int, default=3000, help="window given to the LLM")
     s.add_argument("--no-shuffle", dest="shuffle", action="store_false", help="take sources in input order")
