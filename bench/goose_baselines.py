@@ -29,11 +29,9 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import random
 import re
 import site
 import sys
-import sysconfig
 import tempfile
 import time
 from pathlib import Path
@@ -174,5 +172,5 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    random.seed(0)
+
     print(json.dumps(main()))

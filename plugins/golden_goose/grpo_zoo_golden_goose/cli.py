@@ -76,7 +76,7 @@ def register(subparsers) -> None:
     s.add_argument("--out", required=True, help="output folder (rerun with the same --out to resume)")
     s.add_argument("--domain", default="auto", choices=["auto", "math", "code", "passage"])
     s.add_argument("--generator", default="heuristic", choices=["heuristic", "llm"],
-                   help="llm = the paper's method; heuristic = offline baseline with corpus distractors")
+                   help="llm = the paper's method; heuristic = offline baseline with same-document distractors")
     s.add_argument("--model", help="transformers model for --generator llm (e.g. smollm2-135m or a hub id)")
     s.add_argument("--endpoint", help="OpenAI-compatible base URL for --generator llm, e.g. http://127.0.0.1:8000/v1")
     s.add_argument("--endpoint-model", dest="endpoint_model", help="model name sent to the endpoint")

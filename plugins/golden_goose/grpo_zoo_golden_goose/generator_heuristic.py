@@ -72,7 +72,7 @@ class HeuristicOptions:
     min_length_ratio: float = 0.5  # distractor length / answer length, as shown
     max_length_ratio: float = 2.0
     context_chars: int = 600  # the excerpt shown around the mask (0 = the whole text): distractors stay out of it
-    locality: int = 4  # distractors come from the locality * distractors candidate spans nearest to the mask
+    locality: int = 6  # distractors come from the locality * distractors candidate spans nearest to the mask
     pool_sources: int = 2000
     pool_per_source: int = 30
     seed: int = 0
@@ -142,7 +142,7 @@ def candidate_spans(text: str, domain: str, opts: HeuristicOptions) -> list[tupl
 
 
 class HeuristicGenerator:
-    """Masks one span per call; distractors are spans from other sources of similar length."""
+    """Masks contentful spans; distractors are other spans of the same document (other documents only to top up)."""
 
     name = "heuristic"
 
@@ -269,7 +269,7 @@ class HeuristicGenerator:
         top = ok[: max(count, (len(ok) + 1) // 2)]  # the contentful half, at least ``count``
         rng.shuffle(top)
         chosen: list[tuple] = []
-        need = self.opts.distractors // 2
+        need = self.opts.distractors  # each side can supply every distractor: any split of the draw below is met
         while len(chosen) < count:
             best, tried = None, 0
             for _, s, e, k in top:
