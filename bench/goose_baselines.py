@@ -172,5 +172,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-
     print(json.dumps(main()))
