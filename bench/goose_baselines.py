@@ -22,7 +22,7 @@ Texts (all on this machine, nothing downloaded):
   ``/usr/share/common-licenses`` when present, one document per distinct text;
 - ``code``: the standard library's ``.py`` files (``stdlib:code``).
 
-Run: python bench/goose_baselines.py [--limit 120] [--context-chars 600]. The last line is one JSON object.
+Run: python bench/goose_baselines.py [--limit 150] [--context-chars 600] [--same-document-only]. The last line is one JSON object.
 """
 from __future__ import annotations
 
@@ -108,10 +108,10 @@ def baselines(row: dict) -> dict[str, float]:
     return {"overlap": share(overlap), "fewest": share(fewest), "lexical": share(lexical), "longest": share(longest), "unseen": share(unseen)}
 
 
-def run_kind(kind: str, source: str, tmp: Path, limit: int, context_chars: int, seed: int) -> dict:
+def run_kind(kind: str, source: str, tmp: Path, limit: int, context_chars: int, seed: int, same_only: bool) -> dict:
     out = tmp / f"out-{kind}"
     summary = synthesize(SynthesisConfig(input=source, out=str(out), limit=limit, context_chars=context_chars, seed=seed,
-                                         domain="code" if kind == "code" else "passage"),
+                                         domain="code" if kind == "code" else "passage", same_document_only=same_only),
                          progress=False, log=lambda *_: None)
     items = load_items(out)
     rows = [format_item(it, OPTIONS, seed=seed) for it in items]
@@ -140,13 +140,14 @@ def _source_text(source: str, item: dict) -> str:
 
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--limit", type=int, default=120, help="documents per kind (a seeded sample)")
+    ap.add_argument("--limit", type=int, default=150, help="documents per kind (a seeded sample)")
     ap.add_argument("--context-chars", type=int, default=600)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--same-document-only", action="store_true", help="no distractors topped up from other documents")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     result = {"options": OPTIONS, "chance": round(1 / OPTIONS, 3), "target": round(1.5 / OPTIONS, 3),
-              "context_chars": args.context_chars, "python": sys.version.split()[0], "kinds": {}}
+              "context_chars": args.context_chars, "same_document_only": args.same_document_only, "python": sys.version.split()[0], "kinds": {}}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         (tmp / "prose").mkdir()
@@ -157,7 +158,8 @@ def main(argv=None) -> dict:
             if kind in docs and docs[kind] == 0:
                 result["kinds"][kind] = {"items": 0, "note": "no texts of this kind found on this machine"}
                 continue
-            result["kinds"][kind] = run_kind(kind, source, tmp, args.limit, args.context_chars, args.seed)
+            result["kinds"][kind] = run_kind(kind, source, tmp, args.limit, args.context_chars, args.seed,
+                                          args.same_document_only)
     print(f"{'kind':<7} {'docs':>5} {'items':>6} {'overlap':>8} {'fewest':>7} {'lexical':>8} {'longest':>8} {'unseen':>7} {'same-doc':>9}   (chance "
           f"{result['chance']}, target <= {result['target']})")
     for kind, r in result["kinds"].items():

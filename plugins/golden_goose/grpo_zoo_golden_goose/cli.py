@@ -98,6 +98,8 @@ def register(subparsers) -> None:
                    help="drop distractors shorter than this times the answer")
     s.add_argument("--max-length-ratio", dest="max_length_ratio", type=float, default=2.0,
                    help="drop distractors longer than this times the answer")
+    s.add_argument("--same-document-only", dest="same_document_only", action="store_true", default=None,
+                   help="heuristic: distractors only from the item's own document (short documents are rejected)")
     s.add_argument("--context-chars", dest="context_chars", type=int, default=600, help="context each side of [MASK]; 0 = all")
     s.add_argument("--max-source-chars", dest="max_source_chars", type=int, default=3000, help="window given to the LLM")
     s.add_argument("--no-shuffle", dest="shuffle", action="store_false", help="take sources in input order")

@@ -72,6 +72,7 @@ class HeuristicOptions:
     min_length_ratio: float = 0.5  # distractor length / answer length, as shown
     max_length_ratio: float = 2.0
     context_chars: int = 600  # the excerpt shown around the mask (0 = the whole text): distractors stay out of it
+    same_document_only: bool = False  # never top up from other documents (short documents are then rejected)
     locality: int = 6  # distractors come from the locality * distractors candidate spans nearest to the mask
     pool_sources: int = 2000
     pool_per_source: int = 30
@@ -222,7 +223,8 @@ class HeuristicGenerator:
             distractors = self._same_source(pool, rng)
             banned = {normalize(shown), *map(normalize, distractors)}
             lo, hi = self.opts.units(domain)
-            for kk in [k] + [x for x in range(lo, hi + 1) if x != k]:  # other documents only to top up
+            tops = [] if self.opts.same_document_only else [k] + [x for x in range(lo, hi + 1) if x != k]
+            for kk in tops:  # other documents only to top up
                 want = self.opts.distractors - len(distractors)
                 if want <= 0:
                     break

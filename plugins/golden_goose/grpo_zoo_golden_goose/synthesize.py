@@ -62,12 +62,13 @@ class SynthesisConfig:
     extra: dict = field(default_factory=dict)
     min_length_ratio: float = 0.5
     max_length_ratio: float = 2.0
+    same_document_only: bool = False
 
     # settings that change which items a source yields: a resume must keep them
     GENERATION_KEYS = ("input", "domain", "generator", "model", "endpoint", "endpoint_model", "api", "temperature",
                        "per_source", "seed", "distractors", "min_units", "max_units", "min_chars", "max_chars",
                        "context_chars", "max_source_chars", "shuffle", "text_column", "question_column",
-                       "solution_column", "id_column", "min_length_ratio", "max_length_ratio")
+                       "solution_column", "id_column", "min_length_ratio", "max_length_ratio", "same_document_only")
 
     def generation_settings(self) -> dict:
         return {k: getattr(self, k) for k in self.GENERATION_KEYS}
@@ -105,7 +106,8 @@ def make_generator(cfg: SynthesisConfig, sources):
     ratios = {"min_length_ratio": cfg.min_length_ratio, "max_length_ratio": cfg.max_length_ratio}
     if cfg.generator == "heuristic":
         opts = HeuristicOptions(cfg.distractors, cfg.min_units, cfg.max_units, cfg.min_chars, cfg.max_chars,
-                                context_chars=cfg.context_chars, seed=cfg.seed, **ratios)
+                                context_chars=cfg.context_chars, seed=cfg.seed,
+                                same_document_only=cfg.same_document_only, **ratios)
         return HeuristicGenerator(sources, opts), Rules(cfg.distractors, cfg.min_chars, cfg.max_chars, **ratios)
     backend = cfg.extra.get("backend") or make_backend(
         cfg.model, cfg.endpoint, cfg.endpoint_model, cfg.api, cfg.max_new_tokens, cfg.temperature

@@ -226,3 +226,23 @@ def test_generator_errors_alone_do_not_pin_the_settings(tmp_path):
     assert not (out / "settings.json").exists()
     got = synthesize(SynthesisConfig(input="stdlib:code:heapq,bisect,json", out=str(out), limit=2), **QUIET)
     assert got["sources"] == 2
+
+
+def test_short_documents_top_up_from_others_unless_same_document_only(tmp_path):
+    folder = tmp_path / "short"
+    folder.mkdir()
+    for i in range(12):  # ~6 sentences each, all shown with the default context: no same-document distractor fits
+        (folder / f"s{i}.txt").write_text(story(40 + i, 6))
+    got = synthesize(SynthesisConfig(input=str(folder), out=str(tmp_path / "mixed")), **QUIET)
+    assert got["kept"] == 12
+    strict = synthesize(SynthesisConfig(input=str(folder), out=str(tmp_path / "strict"), same_document_only=True), **QUIET)
+    assert strict["kept"] == 0 and strict["rejected_by_reason"] == {"too_few_distractors": 12}
+    long_folder = tmp_path / "long"
+    long_folder.mkdir()
+    for i in range(3):
+        (long_folder / f"l{i}.txt").write_text(story(60 + i, 80))
+    got = synthesize(SynthesisConfig(input=str(long_folder), out=str(tmp_path / "l"), same_document_only=True,
+                                     context_chars=300), **QUIET)
+    texts = {r["id"]: normalize(r["text"]) for r in load_source_rows(str(long_folder))}
+    assert got["kept"] == 3
+    assert all(normalize(d) in texts[t["source_id"]] for t in rows(tmp_path / "l") for d in t["distractors"])
