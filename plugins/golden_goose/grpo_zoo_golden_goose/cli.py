@@ -76,7 +76,7 @@ def register(subparsers) -> None:
     s.add_argument("--out", required=True, help="output folder (rerun with the same --out to resume)")
     s.add_argument("--domain", default="auto", choices=["auto", "math", "code", "passage"])
     s.add_argument("--generator", default="heuristic", choices=["heuristic", "llm"],
-                   help="llm = the paper's method; heuristic = offline baseline with corpus distractors")
+                   help="llm = the paper's method; heuristic = offline baseline with same-document distractors")
     s.add_argument("--model", help="transformers model for --generator llm (e.g. smollm2-135m or a hub id)")
     s.add_argument("--endpoint", help="OpenAI-compatible base URL for --generator llm, e.g. http://127.0.0.1:8000/v1")
     s.add_argument("--endpoint-model", dest="endpoint_model", help="model name sent to the endpoint")
@@ -94,6 +94,12 @@ def register(subparsers) -> None:
     s.add_argument("--max-units", dest="max_units", type=int, help="most lines/sentences per span (heuristic)")
     s.add_argument("--min-chars", dest="min_chars", type=int, default=20)
     s.add_argument("--max-chars", dest="max_chars", type=int, default=300)
+    s.add_argument("--min-length-ratio", dest="min_length_ratio", type=float, default=0.5,
+                   help="drop distractors shorter than this times the answer")
+    s.add_argument("--max-length-ratio", dest="max_length_ratio", type=float, default=2.0,
+                   help="drop distractors longer than this times the answer")
+    s.add_argument("--same-document-only", dest="same_document_only", action="store_true", default=None,
+                   help="heuristic: distractors only from the item's own document (short documents are rejected)")
     s.add_argument("--context-chars", dest="context_chars", type=int, default=600, help="context each side of [MASK]; 0 = all")
     s.add_argument("--max-source-chars", dest="max_source_chars", type=int, default=3000, help="window given to the LLM")
     s.add_argument("--no-shuffle", dest="shuffle", action="store_false", help="take sources in input order")

@@ -43,6 +43,12 @@ class GoldenGooseConfig(Section):
     filter_online: bool = Field(False, description="drop items whose last filter_k rollouts were all correct")
     filter_k: int = Field(16, ge=1)
     min_pool: int = Field(0, ge=0, description="never shrink the pool below this (0: train.prompts_per_step)")
+    # distractor length bound (synthesis): an option much shorter or longer than the answer is a give-away
+    min_length_ratio: float = Field(0.5, gt=0, le=1, description="shortest distractor / answer length allowed")
+    max_length_ratio: float = Field(2.0, ge=1, description="longest distractor / answer length allowed")
+    same_document_only: bool = Field(
+        False, description="heuristic: never top up distractors from other documents (short documents are rejected)"
+    )
 
     @model_validator(mode="after")
     def _check(self):

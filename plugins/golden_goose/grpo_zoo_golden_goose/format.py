@@ -90,12 +90,16 @@ def format_item(item: dict, n_options: int = 9, seed: int = 0, pick: str = "rand
 
 # --- answer extraction -----------------------------------------------------------------------------
 
-_TAG = re.compile(r"<answer>\s*\(?\s*([A-Za-z])\s*\)?\s*[.:]?\s*</answer>", re.I)
-_STATED = re.compile(
-    r"(?:\banswer|\boption|\bchoice)\s*(?:is|:|=)?\s*(?:option\s*)?[:\-]?\s*\(?([A-Z])\)?(?![A-Za-z0-9])", re.I
+_TAG = re.compile(r"<answer>\s*\**\s*\(?\s*([A-Za-z])\s*\)?\s*\**\s*[.:]?\s*</answer>", re.I)
+# "Answer: X", "answer is (X)", "**Answer:** X", "answer is: **X**", "final answer: option X"
+_ANSWER = re.compile(
+    r"\banswer\b\**\s*(?:is\b)?\s*\**\s*[:=\-]?\s*\**\s*(?:option\s*|choice\s*)?\(?\**([A-Z])\**\)?(?![A-Za-z0-9])", re.I
 )
+_OPTION = re.compile(r"\b(?:option|choice)\b\s*(?:is\b)?\s*\**\s*[:=\-]?\s*\**\s*\(?\**([A-Z])\**\)?(?![A-Za-z0-9])", re.I)
+# more letters right after a stated one: "(A), (B)", "A or B", "A/B", "A and C"
+_MORE = re.compile(r"^\s*(?:,|\bor\b|\band\b|/|&|\.\.\.|;)\s*(?:option\s*)?\(?\**[A-Z]\**\)?(?![A-Za-z0-9])")
 _PAREN = re.compile(r"\(([A-Z])\)")
-_ALONE = re.compile(r"^\s*\(?([A-Z])\)?[.:)]?\s*$")
+_ALONE = re.compile(r"^\s*\**\s*\(?\**([A-Z])\**\)?\**[.:)]?\s*$")
 
 
 def _pronoun(text: str, m) -> bool:
@@ -106,30 +110,50 @@ def _pronoun(text: str, m) -> bool:
     return bool(follow) and follow.group(1) not in ("is", "was", "fits", "fills")
 
 
+def _statements(pattern, text: str) -> tuple[set[str], bool]:
+    """Letters stated by ``pattern`` (capitals, not pronouns) and whether any statement lists more letters."""
+    letters, listed = set(), False
+    for m in pattern.finditer(text):
+        if not m.group(1).isupper() or _pronoun(text, m):
+            continue
+        letters.add(m.group(1))
+        listed = listed or bool(_MORE.match(text[m.end() :]))
+    return letters, listed
+
+
 def extract_letter(text: str, n_options: int = 9) -> str | None:
     """The chosen letter, or None when the completion names no single option.
 
-    In order: the last ``<answer>X</answer>``; else the last "Answer: X" /
-    "answer is (X)" / "option X" (letter in capitals); else a completion that
-    is just a letter ("C", "(C)", "C."); else the letter of "(X)" when every
-    parenthesised letter in the completion is the same one. A completion that
-    lists several different options gets None (no credit for listing them all).
+    In order: ``<answer>X</answer>`` tags; else "Answer: X" / "answer is (X)"
+    statements (bold forms such as "**Answer:** B" or "answer is: **B**"
+    included; letter in capitals); else "option X" / "choice X" mentions;
+    else a completion that is just a letter ("C", "(C)", "**C**"); else the
+    letter of "(X)" when every parenthesised letter is the same one. At each
+    stage, naming two different letters ("Answer: (A), (B), ... (I)", "Option
+    A. Option B.", "Answer: B or C", two tags that disagree) gets None: no
+    credit for listing options.
     """
     valid = LETTERS[:n_options]
-    tags = _TAG.findall(text)
-    if tags:
-        got = tags[-1].upper()
+
+    def one(letters: set[str], listed: bool = False) -> str | None:
+        if listed or len(letters) != 1:
+            return None
+        got = letters.pop()
         return got if got in valid else None
-    stated = [m.group(1) for m in _STATED.finditer(text) if m.group(1).isupper() and not _pronoun(text, m)]
-    if stated:
-        return stated[-1] if stated[-1] in valid else None
+
+    tags = {t.upper() for t in _TAG.findall(text)}
+    if tags:
+        return one(tags)
+    for pattern in (_ANSWER, _OPTION):
+        letters, listed = _statements(pattern, text)
+        if letters:
+            return one(letters, listed)
     alone = _ALONE.match(text)
     if alone:
-        return alone.group(1) if alone.group(1) in valid else None
+        return one({alone.group(1)})
     paren = set(_PAREN.findall(text))
-    if len(paren) == 1:
-        got = paren.pop()
-        return got if got in valid else None
+    if paren:
+        return one(paren)
     return None
 
 

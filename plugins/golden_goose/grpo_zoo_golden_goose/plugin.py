@@ -112,6 +112,8 @@ class GoldenGoose:
             seed=fmt["seed"], options=fmt["options"], distractors=cfg.distractors,
             distractor_pick=fmt["distractor_pick"], answer_format=fmt["answer_format"], min_units=cfg.min_units,
             max_units=cfg.max_units, min_chars=cfg.min_chars, max_chars=cfg.max_chars, context_chars=cfg.context_chars,
+            min_length_ratio=cfg.min_length_ratio, max_length_ratio=cfg.max_length_ratio,
+            same_document_only=cfg.same_document_only,
         )
         self.synthesis = synthesize(sc, progress=True)
         return out

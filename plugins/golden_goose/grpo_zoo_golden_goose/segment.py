@@ -136,11 +136,36 @@ def excerpt_bounds(text: str, start: int, end: int, context_chars: int, by_lines
     return a, b
 
 
-def masked_excerpt(text: str, start: int, end: int, a: int, b: int) -> str:
+def reflow(text: str) -> str:
+    """Prose with its hard line wraps undone: each paragraph (blank-line separated) on one line."""
+    paras = re.split(r"\n[ \t]*\n\s*", text)
+    return "\n\n".join(" ".join(p.split()) for p in paras)
+
+
+def masked_excerpt(text: str, start: int, end: int, a: int, b: int, prose: bool = False) -> str:
+    """The excerpt ``text[a:b]`` with ``[MASK]`` for ``text[start:end]``.
+
+    For ``prose``, paragraphs are put on one line each: hard-wrapped
+    partial lines beside the mask would otherwise show how long the span is.
+    """
     before, after = text[a:start], text[end:b]
+    if prose:
+        lead = "" if a == 0 else "... "
+        tail = "" if b >= len(text) else " ..."
+        # keep a paragraph break at the mask, but no wrap: the mask sits in running text
+        joined = _reflow_around(before, after)
+        return lead + joined + tail
     lead = "" if a == 0 else "...\n" if text[a - 1] == "\n" else "... "  # "..." marks a cut; lines stay whole
     tail = "" if b >= len(text) else "\n..." if text[b] == "\n" else " ..."
     return lead + before + MASK + after + tail
+
+
+def _reflow_around(before: str, after: str) -> str:
+    sep = "\0"  # stands for the mask while the text is reflowed
+    gap_before = "\n\n" if re.search(r"\n[ \t]*\n\s*$", before) else " " if before.strip() else ""
+    gap_after = "\n\n" if re.match(r"^\s*\n[ \t]*\n", after) else " " if after.strip() else ""
+    out = reflow(before).strip() + gap_before + sep + gap_after + reflow(after).strip()
+    return out.strip().replace(sep, MASK)
 
 
 def normalize(s: str) -> str:

@@ -11,7 +11,8 @@ Input forms (``--input`` / ``[golden_goose] source``):
   optional comma-separated top-level module/package names restrict it.
 - ``stdlib:docstrings[:pkg1,...]``: the docstrings of its modules, classes and
   functions (read with ``ast``, never imported), passage domain.
-- a plain text / code file, or a folder of them (one document per file);
+- a plain text / code file, or a folder of them (one document per file;
+  extension-less files such as LICENSE or README count when they are UTF-8 text);
 - ``.jsonl``/``.json``/``.parquet`` files (or a folder of them) with a text
   column or a question/solution pair;
 - a folder written by ``datasets.Dataset.save_to_disk``;
@@ -90,6 +91,22 @@ def _read(path: Path) -> str | None:
         return None
 
 
+def _is_text(path: Path, probe: int = 8192) -> bool:
+    """An extension-less file (LICENSE, README, COPYING, a script) counts as text when its start is UTF-8 without NULs."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(probe)
+    except OSError:
+        return False
+    if b"\0" in head:
+        return False
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.start >= len(head) - 3  # only a multi-byte character cut at the probe's end
+    return True
+
+
 def stdlib_code_rows(packages=None) -> list[dict]:
     root = stdlib_root()
     rows = []
@@ -153,7 +170,7 @@ def _text_rows(files: list[Path], root: Path) -> list[dict]:
     rows = []
     for f, text in zip(files, texts):
         rel = f.relative_to(root).as_posix() if f != root else f.name
-        domain = "code" if f.suffix in CODE_SUFFIXES else "passage"
+        domain = "code" if f.suffix in CODE_SUFFIXES or (not f.suffix and text.startswith("#!")) else "passage"
         if text and text.strip():
             rows.append({"id": rel, "text": text, "prefix": "", "domain": domain})
     return rows
@@ -246,7 +263,8 @@ def load_source_rows(spec: str, **columns) -> list[dict]:
         return table_rows(data, path.name, **columns)
     files = _files_under(path)
     tables = [f for f in files if f.suffix in TABLE_SUFFIXES]
-    texts = [f for f in files if f.suffix in TEXT_SUFFIXES | CODE_SUFFIXES or (path.is_file() and f.suffix not in TABLE_SUFFIXES)]
+    texts = [f for f in files if f.suffix in TEXT_SUFFIXES | CODE_SUFFIXES
+             or (path.is_file() and f.suffix not in TABLE_SUFFIXES) or (not f.suffix and _is_text(f))]
     rows: list[dict] = []
     if tables:
         rows += table_rows(_table_files(tables, spec), path.stem, **columns)

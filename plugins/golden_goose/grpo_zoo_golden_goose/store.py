@@ -1,8 +1,9 @@
 """The on-disk layout of a synthesized data set and how to read it back.
 
 DIR/
-  settings.json   generation settings (a resume with other settings is refused)
-  records.jsonl   append-only, one line per processed source: its kept items and rejections
+  settings.json   generation settings, written when a synthesis succeeds
+  records.jsonl   append-only: a settings header (a resume with other settings is refused), then one line
+                  per processed source: its kept items and rejections
   tasks.jsonl     the formatted tasks (written when a synthesis or filter finishes)
   dataset/        the same rows as a ``datasets`` dataset (``save_to_disk``)
   summary.json    counts of kept and rejected items by reason, format settings

@@ -21,7 +21,7 @@ from .generator_heuristic import HeuristicGenerator, HeuristicOptions
 from .generator_llm import LLMGenerator, LLMOptions, make_backend
 from .sources import load_sources
 from .store import RECORDS, SETTINGS, RecordWriter, read_records, write_json, write_outputs
-from .validate import Rejected, Rules, make_item, validate
+from .validate import Rejected, Rules, check_shown, make_item, validate
 
 
 class SynthesisError(ValueError):
@@ -60,12 +60,15 @@ class SynthesisConfig:
     id_column: str | None = None
     max_consecutive_errors: int = 5
     extra: dict = field(default_factory=dict)
+    min_length_ratio: float = 0.5
+    max_length_ratio: float = 2.0
+    same_document_only: bool = False
 
     # settings that change which items a source yields: a resume must keep them
     GENERATION_KEYS = ("input", "domain", "generator", "model", "endpoint", "endpoint_model", "api", "temperature",
                        "per_source", "seed", "distractors", "min_units", "max_units", "min_chars", "max_chars",
                        "context_chars", "max_source_chars", "shuffle", "text_column", "question_column",
-                       "solution_column", "id_column")
+                       "solution_column", "id_column", "min_length_ratio", "max_length_ratio", "same_document_only")
 
     def generation_settings(self) -> dict:
         return {k: getattr(self, k) for k in self.GENERATION_KEYS}
@@ -88,6 +91,11 @@ class SynthesisConfig:
             raise SynthesisError(f"--limit must be >= 1, got {self.limit}")
         if self.per_source < 1:
             raise SynthesisError(f"--per-source must be >= 1, got {self.per_source}")
+        if not 0 < self.min_length_ratio <= 1 <= self.max_length_ratio:
+            raise SynthesisError(
+                f"--min-length-ratio ({self.min_length_ratio}) must be in (0, 1] and --max-length-ratio "
+                f"({self.max_length_ratio}) >= 1"
+            )
 
 
 def _columns(cfg: SynthesisConfig) -> dict:
@@ -95,13 +103,17 @@ def _columns(cfg: SynthesisConfig) -> dict:
 
 
 def make_generator(cfg: SynthesisConfig, sources):
+    ratios = {"min_length_ratio": cfg.min_length_ratio, "max_length_ratio": cfg.max_length_ratio}
     if cfg.generator == "heuristic":
-        opts = HeuristicOptions(cfg.distractors, cfg.min_units, cfg.max_units, cfg.min_chars, cfg.max_chars, seed=cfg.seed)
-        return HeuristicGenerator(sources, opts), Rules(cfg.distractors, cfg.min_chars, cfg.max_chars)
+        opts = HeuristicOptions(cfg.distractors, cfg.min_units, cfg.max_units, cfg.min_chars, cfg.max_chars,
+                                context_chars=cfg.context_chars, seed=cfg.seed,
+                                same_document_only=cfg.same_document_only, **ratios)
+        return HeuristicGenerator(sources, opts), Rules(cfg.distractors, cfg.min_chars, cfg.max_chars, **ratios)
     backend = cfg.extra.get("backend") or make_backend(
         cfg.model, cfg.endpoint, cfg.endpoint_model, cfg.api, cfg.max_new_tokens, cfg.temperature
     )
-    rules = Rules(max(cfg.distractors, cfg.options - 1), min_chars=min(cfg.min_chars, 10), max_chars=max(cfg.max_chars, 800))
+    rules = Rules(max(cfg.distractors, cfg.options - 1), min_chars=min(cfg.min_chars, 10), max_chars=max(cfg.max_chars, 800),
+                  **ratios)
     return LLMGenerator(backend, LLMOptions(cfg.distractors, cfg.max_source_chars)), rules
 
 
@@ -112,21 +124,40 @@ def order(n: int, seed: int, shuffle: bool) -> list[int]:
     return idx
 
 
-def _check_settings(out: Path, cfg: SynthesisConfig, overwrite: bool) -> None:
-    path = out / SETTINGS
-    now = cfg.generation_settings()
-    if path.exists() and not overwrite:
-        import json
+def _done(records: list[dict]) -> list[dict]:
+    """Records of sources that were processed for good (not a header, not a generator error to retry)."""
+    return [r for r in records if "source_id" in r and not any(x["reason"] == "generator_error" for x in r["rejected"])]
 
-        before = json.loads(path.read_text())
+
+def _check_settings(out: Path, cfg: SynthesisConfig, overwrite: bool) -> bool:
+    """Refuse to continue a synthesis made with other settings; True when records.jsonl holds its settings header.
+
+    The settings that made the records are the header line of ``records.jsonl`` (written with the first
+    record), or ``settings.json`` of a finished run. Nothing is written here: a run that fails before it
+    records a source leaves no settings behind, so a corrected rerun into the same folder is not refused.
+    Records holding only generator errors protect nothing and are cleared.
+    """
+    import json
+
+    if overwrite:
+        for name in (RECORDS, SETTINGS):
+            (out / name).unlink(missing_ok=True)
+        return False
+    records = read_records(out / RECORDS)
+    header = next((r["settings"] for r in records if "settings" in r and "source_id" not in r), None)
+    if not _done(records):
+        (out / RECORDS).unlink(missing_ok=True)
+        return False
+    before = header
+    if before is None and (out / SETTINGS).exists():
+        before = json.loads((out / SETTINGS).read_text())
+    now = cfg.generation_settings()
+    if before is not None:
         diff = {k: (before.get(k), v) for k, v in now.items() if before.get(k) != v}
         if diff:
             lines = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in diff.items())
             raise SynthesisError(f"{out} was synthesized with other settings ({lines}); use another --out or --overwrite")
-    if overwrite:
-        for name in (RECORDS, SETTINGS):
-            (out / name).unlink(missing_ok=True)
-    write_json(path, now)
+    return header is not None
 
 
 def process_source(gen, rules: Rules, row: dict, cfg: SynthesisConfig) -> dict:
@@ -139,6 +170,7 @@ def process_source(gen, rules: Rules, row: dict, cfg: SynthesisConfig) -> dict:
                 raise prop
             s, e, distractors = validate(prop, row["text"], rules, row["domain"])
             item = make_item(row, s, e, distractors, gen.name, cfg.context_chars)
+            check_shown(item)
             if item["id"] in ids:
                 raise Rejected("duplicate_item")
             ids.add(item["id"])
@@ -152,7 +184,8 @@ def summarize(records: list[dict]) -> tuple[list[dict], dict]:
     """Items (unique ids, the last record of a source wins) and the kept/rejected counts."""
     last = {}
     for r in records:
-        last[r["source_id"]] = r
+        if "source_id" in r:  # not the settings header
+            last[r["source_id"]] = r
     items, seen, reasons = [], set(), Counter()
     for r in last.values():
         for it in r["items"]:
@@ -169,14 +202,14 @@ def synthesize(cfg: SynthesisConfig, progress: bool = True, overwrite: bool = Fa
     cfg.check()
     out = Path(cfg.out).expanduser()
     out.mkdir(parents=True, exist_ok=True)
-    _check_settings(out, cfg, overwrite)
+    has_header = _check_settings(out, cfg, overwrite)
     t0 = time.perf_counter()
     sources = load_sources(cfg.input, cfg.domain, **_columns(cfg))
     idx = order(len(sources), cfg.seed, cfg.shuffle)
     if cfg.limit:
         idx = idx[: cfg.limit]
     records = read_records(out / RECORDS)
-    done = {r["source_id"] for r in records if not any(x["reason"] == "generator_error" for x in r["rejected"])}
+    done = {r["source_id"] for r in _done(records)}
     ids = sources["id"]
     todo = [i for i in idx if ids[i] not in done]
     if todo:
@@ -188,6 +221,9 @@ def synthesize(cfg: SynthesisConfig, progress: bool = True, overwrite: bool = Fa
         for i in bar:
             row = sources[i]
             rec = process_source(gen, rules, row, cfg)
+            if not has_header:  # the settings go with the first record: they are what a resume must match
+                writer.write({"settings": cfg.generation_settings()})
+                has_header = True
             writer.write(rec)
             records.append(rec)
             kept_now += len(rec["items"])
@@ -205,6 +241,7 @@ def synthesize(cfg: SynthesisConfig, progress: bool = True, overwrite: bool = Fa
         "sources_processed_now": len(todo), "seconds": round(time.perf_counter() - t0, 2), "python": sys.version.split()[0],
     })
     write_outputs(out, items, cfg.format_settings(), summary)
+    write_json(out / SETTINGS, cfg.generation_settings())  # only once the synthesis has succeeded
     log(format_summary(summary, out))
     return summary
 

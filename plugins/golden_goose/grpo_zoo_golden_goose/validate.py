@@ -31,6 +31,8 @@ REASONS = {
     "no_span": "the source has no span that fits the span rules (heuristic)",
     "generator_error": "the generator call failed (model or endpoint error)",
     "duplicate_item": "the same span of the source was already kept",
+    "distractor_length": "too few distractors within min_length_ratio..max_length_ratio of the answer's length",
+    "answer_in_context": "the removed span (normalized) appears elsewhere in the text shown",
 }
 
 
@@ -60,6 +62,9 @@ class Rules:
     min_chars: int = 10
     max_chars: int = 800
     max_span_fraction: float = 0.6  # of the window: a span that is most of the text leaves nothing to reason from
+    # distractor length / answer length (as shown): an option much shorter or longer than the others is a cue
+    min_length_ratio: float = 0.5
+    max_length_ratio: float = 2.0
 
 
 # --- robust JSON extraction --------------------------------------------------------------------------
@@ -226,7 +231,21 @@ def validate(p: Proposal, text: str, rules: Rules, domain: str = "passage") -> t
         raise Rejected("duplicate_distractors")
     if len(shown) < rules.min_distractors:
         raise Rejected("too_few_distractors", f"{len(shown)} < {rules.min_distractors}")
-    return s, e, shown
+    # distractors far off the answer's length are dropped; too few left rejects the item
+    length = len(display_option(answer, indent, domain))
+    fit = [d for d in shown if rules.min_length_ratio * length <= len(d) <= rules.max_length_ratio * length]
+    if len(fit) < rules.min_distractors:
+        raise Rejected("distractor_length", f"{len(fit)} of {len(shown)} within {rules.min_length_ratio}-{rules.max_length_ratio}x "
+                                            f"of {length} chars; {rules.min_distractors} needed")
+    return s, e, fit
+
+
+def check_shown(item: dict) -> None:
+    """Reject an item whose answer (normalized) can be read elsewhere in what the task shows."""
+    shown = normalize((item.get("prefix") or "") + "\n" + item["masked_text"].replace(MASK, "\n\0\n"))
+    for answer in {item["answer"], item["answer_option"]}:
+        if normalize(answer) in shown:
+            raise Rejected("answer_in_context", repr(item["answer"][:60]))
 
 
 def make_item(source: dict, start: int, end: int, distractors: list[str], generator: str, context_chars: int) -> dict:
@@ -239,7 +258,7 @@ def make_item(source: dict, start: int, end: int, distractors: list[str], genera
         "domain": source["domain"],
         "generator": generator,
         "prefix": source.get("prefix") or "",
-        "masked_text": masked_excerpt(text, start, end, a, b),
+        "masked_text": masked_excerpt(text, start, end, a, b, prose=source["domain"] != "code"),
         "answer": text[start:end],
         "answer_option": display_option(text[start:end], base_indent(text, start), source["domain"]),
         "distractors": list(distractors),

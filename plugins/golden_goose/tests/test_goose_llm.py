@@ -74,7 +74,10 @@ def test_generator_errors_are_retried_on_resume(tmp_path):
                           max_consecutive_errors=3)
     with pytest.raises(SynthesisError, match="3 generator calls failed"):
         synthesize(cfg, **QUIET)
-    assert len(read_records(tmp_path / "out" / "records.jsonl")) == 3
+    recs = read_records(tmp_path / "out" / "records.jsonl")
+    assert [r for r in recs if "source_id" in r] and len([r for r in recs if "source_id" in r]) == 3
+    assert recs[0]["settings"]["generator"] == "llm"  # the settings header goes with the first record
+    assert not (tmp_path / "out" / "settings.json").exists()  # written only when a run succeeds
     cfg.extra = {"backend": canned}
     summary = synthesize(cfg, **QUIET)
     assert summary["sources_processed_now"] == 6 and summary["kept"] == 5

@@ -26,7 +26,13 @@ from .prompts import hinted_prompt, hinter_messages
 NAME = "hints"
 PREFIX = "hint/"
 SALT = 0x48494E54  # "HINT": this plugin's stream of ctx.generator
-RESAMPLE_SALT = 0x48494E55  # seed_salt of the hinted re-samples
+RESAMPLE_SALT = 0x48494E55  # seed_salt of the hinted re-samples (level 1)
+
+
+def resample_salt(level: int) -> int:
+    """The seed_salt of the hinted re-samples at SAGE hint ``level``: one stream per level, so a level-2 or
+    level-3 re-sample never reuses level 1's random numbers row by row (level 1 keeps ``RESAMPLE_SALT``)."""
+    return RESAMPLE_SALT + level - 1
 
 
 @dataclass
@@ -211,7 +217,9 @@ class Hints:
         return ctx.hooks.build_prompt(ctx, result.tasks[g])
 
     def _evaluate(self, ctx, cfg, request, result, cands, first) -> None:
-        """Sample n rollouts per surviving hint; set each candidate's pass rate, reliance and reward."""
+        """Sample n rollouts per surviving hint; set each candidate's pass rate, reliance and reward.
+
+        ``cands`` all belong to one hint level (one call per level)."""
         live = [c for c in cands if c.reason is None]
         for c in cands:
             c.reward = cfg.gate_penalty if c.reason is not None else 0.0
@@ -224,7 +232,7 @@ class Hints:
             prompts=[hinted_prompt(self._prompt_of(ctx, request, result, c.g), result.tasks[c.g], c.hint, cfg.hint_prefix) for c in live],
             budgets=budgets,
             # a stream of its own: with the run's, a hinted sample would reuse its unhinted group's uniforms
-            extras={**request.extras, "hints": True, "seed_salt": RESAMPLE_SALT},
+            extras={**request.extras, "hints": True, "seed_salt": resample_salt(live[0].level)},
         )
         sampled = ctx.sample(req)
         ok = sampled.rewards[cfg.reward_column] > cfg.threshold

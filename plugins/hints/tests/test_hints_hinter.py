@@ -64,3 +64,24 @@ def test_hinter_state_round_trip_and_late_load(setup, zoo_context):
     assert not changed(trained, fresh.hinter.model)
     step = lambda opt: [s["step"] for s in opt.state_dict()["state"].values()]  # noqa: E731
     assert step(fresh.hinter.optimizer) == step(hinter.optimizer)
+
+
+def completion_logprob(hinter, answers, rows):
+    with torch.no_grad():
+        logp, mask = hinter.engine.logprobs([answers.prompt_ids[i] for i in rows], [answers.completion_ids[i] for i in rows])
+    return (logp.float() * mask).sum(-1)
+
+
+def test_hinter_updates_raise_the_log_prob_of_rewarded_hints(setup):
+    """The update's direction: after a few GRPO steps on a scripted reward, the rewarded hints become more likely
+    and the penalized ones less (a flipped advantage sign would teach the hinter to write worse hints)."""
+    ctx, plugin, hinter, answers = setup
+    rewards = torch.tensor([0.6, -0.2, 0.0, -0.2, 0.0, 0.6])  # one rewarded and one gated hint per prompt
+    good, bad = [0, 5], [1, 3]
+    before_good, before_bad = completion_logprob(hinter, answers, good), completion_logprob(hinter, answers, bad)
+    for _ in range(3):
+        assert hinter.update(ctx, ctx.config.hints, answers, rewards)["hinter_updated"] == 1.0
+    gain_good = completion_logprob(hinter, answers, good) - before_good
+    gain_bad = completion_logprob(hinter, answers, bad) - before_bad
+    assert (gain_good > 0).all(), gain_good
+    assert (gain_bad < 0).all(), gain_bad

@@ -3,9 +3,11 @@ import math
 
 import pytest
 import torch
+from grpo_zoo.hookspecs import hookimpl
 from grpo_zoo.plugins import PluginError
 from grpo_zoo.testing import roundtrip_state
 from grpo_zoo.types import RolloutRequest, Task
+from grpo_zoo_hints.plugin import RESAMPLE_SALT
 from grpo_zoo_hints.testing import HINT_MARK, SCRIPT, FakeEngine, OfflineHints, StubGenerator
 
 GOOD = "Work out the expression one operation at a time."
@@ -121,3 +123,66 @@ def test_totals_survive_a_state_round_trip(zoo_context):
     hints.totals = {k: 0 for k in hints.totals}
     ctx.hooks.load_state_dicts(ctx, {"hints": saved})
     assert hints.totals["recovered"] == 2 and hints.totals["hints"] == 8
+
+
+class SeedSpy(StubGenerator):
+    """The stub backend, recording the seed every hinted request would be sampled with."""
+
+    def __init__(self):
+        self.hinted_seeds = []
+
+    @hookimpl
+    def zoo_generate(self, ctx, request):
+        if request.extras.get("hints"):
+            self.hinted_seeds.append((request.extras["seed_salt"], ctx.sampling_seed(request)))
+        return super().zoo_generate(ctx, request)
+
+
+def test_each_self_hint_level_resamples_with_its_own_random_stream(zoo_context):
+    hints = OfflineHints(["<hint>Count again.</hint>"], ["<hint>Check the sign.</hint>"], ["<hint>Go step by step.</hint>"])
+    spy = SeedSpy()
+    conf = {"hints": {"mode": "self", "threshold": 1.0}, "reward": {"builtin": ["correct"]}}  # nothing succeeds: 3 levels
+    ctx = zoo_context(plugins={"hints": hints, "stub": spy}, config=conf)
+    ctx.engine = FakeEngine()
+    task = Task(id="t0", prompt="What is 3+4?", answer="7")
+    ctx.hooks.rollout(ctx, RolloutRequest(tasks=[task], prompts=[ctx.hooks.build_prompt(ctx, task)], budgets=[2]))
+    assert len(spy.hinted_seeds) == 3
+    salts, seeds = zip(*spy.hinted_seeds)
+    assert salts[0] == RESAMPLE_SALT and len(set(salts)) == 3
+    assert len(set(seeds)) == 3, "levels 2 and 3 must not reuse level 1's random numbers"
+
+
+class GradedGenerator(StubGenerator):
+    """Hinted prompts succeed on the first ``CORRECT[hint]`` of their rollouts; unhinted ones never."""
+
+    CORRECT = {"Weak hint.": 1, "Good hint.": 2, "Giveaway hint.": 4}
+
+    @hookimpl
+    def zoo_generate(self, ctx, request):
+        out = super().zoo_generate(ctx, request)
+        for i in range(len(out)):
+            text = out.prompt_text[i]
+            hint = text.rsplit("Hint: ", 1)[1] if "Hint: " in text else None
+            k = sum(1 for j in range(i) if int(out.group[j]) == int(out.group[i]))  # rank within its group
+            answer = "7" if hint is not None and k < self.CORRECT[hint] else "0"
+            out.completion_text[i], out.completion_ids[i] = answer, [int(answer), 1, 2]
+        return out
+
+
+@pytest.mark.parametrize("reward", ["transfer_weighted", "non_degenerate", "variance"])
+def test_the_best_of_several_surviving_hints_replaces_the_group(zoo_context, reward):
+    # three hints pass the gate with pass rates 1/4, 2/4 and 4/4: the mixed 2/4 earns the highest hinter reward
+    # (a hint that solves everything earns 0); the weak one comes first so "first wins ties" cannot pick the best
+    script = ["<hint>Weak hint.</hint>", "<hint>Good hint.</hint>", "<hint>Giveaway hint.</hint>"]
+    hints = OfflineHints(script)
+    conf = {"hints": {"train_hinter": False, "num_hints": 3, "hinter_reward": reward}, "reward": {"builtin": ["correct"]}}
+    ctx = zoo_context(plugins={"hints": hints, "stub": GradedGenerator()}, config=conf)
+    ctx.engine = FakeEngine()
+    task = Task(id="t0", prompt="What is 3+4?", answer="7")
+    out = ctx.hooks.rollout(ctx, RolloutRequest(tasks=[task], prompts=[ctx.hooks.build_prompt(ctx, task)], budgets=[4]))
+    m = ctx.hooks.step_metrics(ctx, out, 0)
+    assert m["hint/hints_used"] == 3
+    [info] = out.extras["hints"]
+    assert info["hint"] == "Good hint." and info["pass_rate"] == 0.5
+    assert out.rewards["correct"].tolist() == [1.0, 1.0, 0.0, 0.0]
+    assert all(t.endswith("Hint: Good hint.") for t in out.prompt_text)

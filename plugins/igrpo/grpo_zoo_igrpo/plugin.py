@@ -37,8 +37,10 @@ class IGRPOConfig(Section):
     budget_mode: Literal["split", "add"] = Field(
         "split", description="split: drafts + refinements = the planned budget (matched); add: drafts come on top"
     )
+    # 2, not 1: a refinement group of one has advantage 0 under GRPO's std scaling and trains nothing,
+    # so a budget of 2 is better spent on two plain samples than on one draft + one refinement.
     min_refinements: int = Field(
-        1, ge=1, description="split mode: drafts never leave fewer refinements than this; a task without room is sampled plainly"
+        2, ge=1, description="split mode: drafts never leave fewer refinements than this; a task without room is sampled plainly"
     )
     tie_break: Literal["first", "shortest", "random"] = Field("first", description="which of several best drafts is used")
     draft_weights: dict[str, float] | None = Field(

@@ -7,14 +7,15 @@ from grpo_zoo.segments import Groups
 
 
 def split_budget(budget: int, draft_fraction: float = 0.5, num_drafts: int | None = None,
-                 budget_mode: str = "split", min_refinements: int = 1) -> tuple[int, int]:
+                 budget_mode: str = "split", min_refinements: int = 2) -> tuple[int, int]:
     """(drafts, refinements) for one task whose planned rollout count is ``budget``.
 
     ``split`` (matched budget, the paper's default): drafts = num_drafts or
     floor(budget * draft_fraction), clamped to [1, budget - min_refinements],
     and the refinements get the rest, so drafts + refinements = budget. When
     the budget leaves no room for a draft (budget - min_refinements < 1) the
-    task gets (0, budget): it is sampled plainly.
+    task gets (0, budget): it is sampled plainly. The default 2 makes a budget
+    of 2 two plain samples (a refinement group of one has advantage 0).
     ``add``: the refinements get the whole budget and the drafts come on top
     (at least 1).
     """

@@ -117,17 +117,20 @@ def test_budget_one_is_sampled_plainly(fake_ctx, fakes):
 
 
 def test_min_refinements(fake_ctx, fakes):
-    ctx, gen, _ = fake_ctx({}, config={"igrpo": {"min_refinements": 2}})
+    ctx, gen, _ = fake_ctx({})  # the default is 2: knapsack's N_low = 2 tasks are sampled plainly
+    assert ctx.config.igrpo.min_refinements == 2
     request, out = rollout(ctx, fakes, 3, [2, 3, 8])
     assert gen.calls[0]["budgets"] == [1, 4]  # t0 has no room for a draft
     assert request.budgets == [2, 2, 4] and out.metrics["igrpo/undrafted_tasks_count"] == 1
+    assert "<draft>" not in out.prompt_text[0] and out.groups.counts.tolist()[0] == 2
 
 
 @pytest.mark.parametrize(
     "config, budgets, drafts, refinements",
     [
-        ({}, [9, 8, 3, 2], [4, 4, 1, 1], [5, 4, 2, 1]),
-        ({"num_drafts": 2}, [9, 8, 3, 2], [2, 2, 2, 1], [7, 6, 1, 1]),
+        ({}, [9, 8, 3, 2], [4, 4, 1], [5, 4, 2, 2]),  # budget 2: two plain samples (min_refinements = 2)
+        ({"min_refinements": 1}, [9, 8, 3, 2], [4, 4, 1, 1], [5, 4, 2, 1]),
+        ({"num_drafts": 2}, [9, 8, 3, 2], [2, 2, 1], [7, 6, 2, 2]),
         ({"draft_fraction": 0.25}, [8, 5], [2, 1], [6, 4]),
         ({"budget_mode": "add"}, [4, 3], [2, 1], [4, 3]),
         ({"budget_mode": "add", "num_drafts": 3}, [4, 1], [3, 3], [4, 1]),
@@ -174,7 +177,7 @@ def test_best_of_n_binary_drafts_matches_theory(zoo_context, fakes):
             gen, reward = fakes.FakeGenerate(), fakes.BernoulliReward(p, seed=int(100 * p) + n)
             ctx = zoo_context(plugins={"fake_generate": gen, "bern": reward},
                               config={"plugins": ["igrpo"], "reward": {"builtin": []}, "igrpo": {"num_drafts": n}})
-            out = ctx.hooks.rollout(ctx, fakes.make_request(ctx, tasks, [n + 1] * len(tasks)))
+            out = ctx.hooks.rollout(ctx, fakes.make_request(ctx, tasks, [n + 2] * len(tasks)))  # n drafts + 2 refinements
             chosen = torch.tensor([t["draft_reward"] for t in out.extras["igrpo"]["tasks"]])
             expected = 1 - (1 - p) ** n
             se = math.sqrt(expected * (1 - expected) / len(tasks))

@@ -61,8 +61,11 @@ def test_chat_without_user_message_and_non_text_content():
 
 
 def test_split_budget_defaults():
-    assert [split_budget(b) for b in (9, 8, 4, 3, 2, 1)] == [(4, 5), (4, 4), (2, 2), (1, 2), (1, 1), (0, 1)]
-    assert split_budget(8, num_drafts=10) == (7, 1)
+    # default min_refinements = 2: a budget of 2 is two plain samples, never 1 draft + a refinement group of one
+    assert [split_budget(b) for b in (9, 8, 4, 3, 2, 1)] == [(4, 5), (4, 4), (2, 2), (1, 2), (0, 2), (0, 1)]
+    assert split_budget(8, num_drafts=10) == (6, 2)
+    assert [split_budget(b, min_refinements=1) for b in (2, 1)] == [(1, 1), (0, 1)]
+    assert split_budget(8, num_drafts=10, min_refinements=1) == (7, 1)
     assert split_budget(5, budget_mode="add") == (2, 5)
     # refinement groups of one get advantage 0 under GRPO: min_refinements keeps at least that many
     assert [split_budget(b, min_refinements=2) for b in (2, 3, 4, 9)] == [(0, 2), (1, 2), (2, 2), (4, 5)]
