@@ -237,13 +237,18 @@ def set_aside_newer(run_dir: Path, ckpt: Path | None) -> None:
             warn(f"moved {p} aside to {target}: it is newer than the checkpoint resumed from")
 
 
-def load_state(ctx, ckpt: Path, optimizer, scheduler) -> int:
-    """Restore optimizer, scheduler, RNG, run info and plugin state; returns the number of steps done."""
+def read_state(ckpt: Path) -> dict:
+    """The training state of checkpoint ``ckpt``: step, optimizer, scheduler, rng, info, plugins."""
     refuse_pickled(ckpt)
     try:
-        state = statefile.load(ckpt / "state.json", ckpt / "state.safetensors")
+        return statefile.load(ckpt / "state.json", ckpt / "state.safetensors")
     except (OSError, ValueError) as exc:
         raise CheckpointError(f"{ckpt}: cannot read the training state ({exc})") from None
+
+
+def load_state(ctx, ckpt: Path, optimizer, scheduler) -> int:
+    """Restore optimizer, scheduler, RNG, run info and plugin state; returns the number of steps done."""
+    state = read_state(ckpt)
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     set_rng_state(state["rng"])
