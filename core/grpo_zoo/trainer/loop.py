@@ -140,6 +140,7 @@ class Trainer:
         if self.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             write_manifest(ctx, self.run_dir)
+        self.acc.wait_for_everyone()  # the folder exists before any rank's plugins write into it
         ctx.hooks.run_start(ctx)
         metrics: dict = {}
         bar = tqdm(
