@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import errno
 import http.server
-import json
 import os
 import subprocess
 import sys

@@ -61,7 +61,9 @@ def cmd_train(args) -> int:
         return 0
     first = _first_reward(run_dir)
     print(f"\nrun folder: {run_dir}")
-    print(f"reward/mean: {first:.4f} at the first step -> {metrics['reward/mean']:.4f} at the last")
+    last = metrics.get("reward/mean")
+    last = float("nan") if last is None else last  # null in metrics.jsonl: a non-finite value
+    print(f"reward/mean: {first:.4f} at the first step -> {last:.4f} at the last")
     print(f"plots: {run_dir / 'plots'}  checkpoint: {run_dir / 'checkpoints'}")
     return 0
 
@@ -70,7 +72,8 @@ def _first_reward(run_dir) -> float:
     from .trainer.rundir import read_jsonl
 
     rows = read_jsonl(run_dir / "metrics.jsonl")
-    return rows[0]["reward/mean"] if rows else float("nan")
+    first = rows[0].get("reward/mean") if rows else None
+    return float("nan") if first is None else first
 
 
 def build_parser(with_plugins: bool = True) -> argparse.ArgumentParser:

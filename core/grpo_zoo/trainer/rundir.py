@@ -1,7 +1,6 @@
 """The run folder: manifest, metrics.jsonl, samples.jsonl and plots."""
 from __future__ import annotations
 
-import json
 import platform
 from datetime import datetime, timezone
 from pathlib import Path
@@ -147,7 +146,8 @@ def plot_run(run_dir: str | Path) -> list[Path]:
     for name, keys in groups.items():
         fig, ax = plt.subplots(figsize=(6, 3.5))
         for k in keys:
-            ax.plot(steps, [r.get(k, float("nan")) for r in rows], marker="o", ms=3, label=k)
+            ys = [r.get(k) for r in rows]  # null (a non-finite number) and missing both plot as gaps
+            ax.plot(steps, [float("nan") if y is None else y for y in ys], marker="o", ms=3, label=k)
         ax.set_xlabel("step")
         ax.set_title(name)
         ax.grid(alpha=0.3)
