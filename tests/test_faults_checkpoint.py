@@ -114,6 +114,8 @@ def test_plugin_state_round_trips_exactly(tmp_path):
         "optimizer": opt.state_dict(),  # int keys, tuples (betas), tensors, None, bools
         "nested": {1: [1.5, float("nan"), float("-inf"), "s", None, True, (2, "x")], "$odd": 3, (1, 2): "t"},
         "view": torch.arange(10)[2:5],
+        "shared": [torch.ones(3)] * 2,  # one tensor twice: stored twice, comes back equal
+        "empty": [torch.zeros(0), torch.zeros(0, 2)],
         "bf16": torch.ones(2, dtype=torch.bfloat16),
         "float_vs_int": [1, 1.0],
     }
@@ -127,6 +129,8 @@ def test_plugin_state_round_trips_exactly(tmp_path):
     assert n[1][:1] == [1.5] and n[1][1] != n[1][1] and n[1][2] == float("-inf") and n[1][3:] == ["s", None, True, (2, "x")]
     assert n["$odd"] == 3 and n[(1, 2)] == "t"
     assert torch.equal(back["view"], torch.tensor([2, 3, 4])) and back["bf16"].dtype == torch.bfloat16
+    assert all(torch.equal(t, torch.ones(3)) for t in back["shared"])
+    assert [t.shape for t in back["empty"]] == [(0,), (0, 2)]
     assert [type(x) for x in back["float_vs_int"]] == [int, float]
     opt2 = torch.optim.AdamW(model.parameters(), lr=0.1)
     opt2.load_state_dict(back["optimizer"])  # torch accepts it as is
@@ -146,7 +150,7 @@ def test_unsaveable_plugin_state_is_refused_at_save_naming_the_plugin(zoo_train_
 # --- finding 5: a corrupt newest checkpoint falls back; full disks leave a resumable run ------------------
 
 
-@pytest.mark.parametrize("damage", ["truncate_weights", "empty_state", "no_manifest"])
+@pytest.mark.parametrize("damage", ["truncate_weights", "flip_a_byte", "empty_state", "no_manifest"])
 def test_corrupt_newest_checkpoint_falls_back_to_the_previous(zoo_train_step, full_run, tmp_path, capsys, damage):
     run = tmp_path / "run"
     shutil.copytree(full_run, run)
@@ -155,6 +159,11 @@ def test_corrupt_newest_checkpoint_falls_back_to_the_previous(zoo_train_step, fu
     if damage == "truncate_weights":
         w = newest / "model" / "model.safetensors"
         w.write_bytes(w.read_bytes()[: w.stat().st_size // 2])
+    elif damage == "flip_a_byte":  # same size: only the hash can tell
+        w = newest / "model" / "model.safetensors"
+        data = bytearray(w.read_bytes())
+        data[-1] ^= 0xFF
+        w.write_bytes(bytes(data))
     elif damage == "empty_state":
         (newest / "state.safetensors").write_bytes(b"")
     else:

@@ -48,6 +48,18 @@ def _numpy_plain(value):
 class Encoder:
     def __init__(self):
         self.tensors: dict[str, torch.Tensor] = {}
+        self._storages: set[int] = set()
+
+    def _storable(self, value: torch.Tensor) -> torch.Tensor:
+        """``value`` on the CPU as safetensors accepts it: a view, or a tensor whose storage another
+        saved tensor shares, is copied; the rest (optimizer moments: most of the bytes) are not."""
+        t = value.detach().to("cpu")
+        storage = t.untyped_storage()
+        whole = t.is_contiguous() and t.storage_offset() == 0 and storage.nbytes() == t.numel() * t.element_size()
+        if not whole or t.numel() == 0 or storage.data_ptr() in self._storages:
+            t = t.contiguous().clone()
+        self._storages.add(t.untyped_storage().data_ptr())
+        return t
 
     def encode(self, value, where: str):
         value = _numpy_plain(value)
@@ -57,8 +69,7 @@ class Encoder:
             return value
         if isinstance(value, torch.Tensor):
             key = f"t{len(self.tensors)}"
-            # safetensors refuses views sharing storage; a contiguous copy on the CPU is always storable
-            self.tensors[key] = value.detach().to("cpu").contiguous().clone()
+            self.tensors[key] = self._storable(value)
             return {"$tensor": key}
         if isinstance(value, list):
             return [self.encode(v, f"{where}[{i}]") for i, v in enumerate(value)]
