@@ -10,8 +10,8 @@ values are stopped where they enter:
   column (TRL's convention: a reward function returns None, i.e. NaN, for
   samples it does not apply to... here the whole group goes, since a group's
   advantages need all of its rewards); ``"zero"`` replaces them with 0;
-- the loss and the gradients, before each optimizer step: a non-finite one
-  skips that update (weights and optimizer moments untouched), counted in
+- the gradients (a NaN/inf loss makes them NaN), before each optimizer step:
+  a non-finite one skips that update (weights and optimizer moments untouched), counted in
   ``nonfinite/skipped_updates``; after ``train.max_bad_steps`` consecutive steps
   with a skipped update the run stops with an error.
 """
@@ -77,10 +77,14 @@ def drop_groups(ctx, rollouts, groups: torch.Tensor):
 
 
 def bad_update(ctx, params, stats: dict) -> bool:
-    """True (and counted in ``stats``) when the loss or a gradient is NaN/inf: the caller skips the update."""
+    """True (and counted in ``stats``) when a gradient is NaN/inf: the caller skips the update.
+
+    The decision rests on the gradients alone: with several processes they are all-reduced, so every
+    rank decides alike (a rank-local loss could differ); a NaN loss makes NaN gradients anyway.
+    """
     loss_ok = math.isfinite(stats.get("loss", 0.0))
     grads_ok = all(bool(torch.isfinite(p.grad).all()) for p in params if p.grad is not None)
-    if loss_ok and grads_ok:
+    if grads_ok:
         return False
     stats["nonfinite/skipped_updates"] = stats.get("nonfinite/skipped_updates", 0) + 1
     what = "loss" if not loss_ok else "gradient"
