@@ -97,6 +97,10 @@ def zoo_train_step(tmp_path):
         raw["plugins"] = names + [n for n in raw.get("plugins", []) if n not in names]
         ctx = make_context(raw, extra_plugins=objects)
         out = Path(run_dir) if run_dir else tmp_path / "run"
+        n = 1
+        while run_dir is None and out.exists():  # another call in the same test: a fresh folder, never a mixed run
+            n += 1
+            out = tmp_path / f"run-{n}"
         Trainer(ctx, out, resume=resume, progress=False).run()
         return StepResult(read_jsonl(out / "metrics.jsonl"), out, ctx)
 
