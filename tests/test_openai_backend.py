@@ -148,8 +148,8 @@ def _config(url, **endpoint):
 
 
 def test_generate_fills_rollouts(zoo_context, server, tokenizer, monkeypatch):
-    monkeypatch.setenv("ZOO_TEST_KEY", "sekret")
-    ctx = zoo_context(config=_config(server.url, api_key_env="ZOO_TEST_KEY"))
+    monkeypatch.setenv("ZOO_TEST_API_KEY", "sekret")
+    ctx = zoo_context(config=_config(server.url, api_key_env="ZOO_TEST_API_KEY"))
     assert ctx.engine is None  # the tokenizer of config.model is loaded on its own
     tasks = _tasks(2)
     out = generate_openai(ctx, _request(ctx, tasks, [3, 2]))

@@ -110,18 +110,18 @@ def test_killed_and_resumed_run_matches(zoo_train_step, uninterrupted, tmp_path)
 
 def test_crash_mid_checkpoint_write_keeps_previous(zoo_train_step, uninterrupted, tmp_path, monkeypatch):
     out = tmp_path / "run"
-    real_save = torch.save
+    real_save = checkpoint.write_state
 
-    def dying_save(obj, path, *a, **kw):
-        if isinstance(obj, dict) and obj.get("step") == 3:
-            open(path, "wb").write(b"half a checkpoint")
+    def dying_save(folder, state):
+        if state.get("step") == 3:
+            (folder / "state.json").write_text("half a checkpoint")
             raise Crash("power cut while writing the step-3 checkpoint")
-        return real_save(obj, path, *a, **kw)
+        return real_save(folder, state)
 
-    monkeypatch.setattr(checkpoint.torch, "save", dying_save)
+    monkeypatch.setattr(checkpoint, "write_state", dying_save)
     with pytest.raises(Exception, match="power cut"):
         zoo_train_step(plugins=_plugins(), config=CONFIG, steps=STEPS, run_dir=out)
-    monkeypatch.setattr(checkpoint.torch, "save", real_save)
+    monkeypatch.setattr(checkpoint, "write_state", real_save)
     assert (out / "checkpoints" / ".tmp-step-000003").exists()  # the torn write
     assert checkpoint.latest(out).name == "step-000001"  # still the previous one
     res = zoo_train_step(plugins=_plugins(), config=CONFIG, steps=STEPS, run_dir=out, resume=True)
@@ -164,7 +164,21 @@ def test_cli_resume_continues_to_more_steps(tmp_path, capsys):
     assert len(read_jsonl(part / "metrics.jsonl")) == 4
 
 
-def test_resume_without_checkpoint_is_a_clear_error(tmp_path, capsys):
+def test_run_killed_before_its_first_checkpoint_resumes_from_step_0(zoo_train_step, uninterrupted, tmp_path, capsys):
+    out = tmp_path / "run"
+    with pytest.raises(Exception, match="killed at step 1"):
+        zoo_train_step(plugins=_plugins(kill_at=1), config=CONFIG, steps=STEPS, run_dir=out)
+    assert checkpoint.latest(out) is None and len(read_jsonl(out / "metrics.jsonl")) == 1
+    res = zoo_train_step(plugins=_plugins(), config=CONFIG, steps=STEPS, run_dir=out, resume=True)
+    assert "no checkpoint yet (killed before the first); starting from step 0" in capsys.readouterr().err
+    assert_same_metrics(res.metrics, uninterrupted)
+
+
+def test_resume_with_every_checkpoint_damaged_is_a_clear_error(tmp_path, capsys):
     (tmp_path / "manifest.json").write_text('{"config": {"model": "tiny-random"}}')
+    bad = tmp_path / "checkpoints" / "step-000001"
+    bad.mkdir(parents=True)
+    (bad / "MANIFEST.json").write_text('{"format": 2, "files": {"state.json": {"size": 1, "sha256": "0"}}}')
     assert cli.main(["train", "--resume", str(tmp_path)]) == 2
-    assert "no usable checkpoint" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"checkpoint {bad} is damaged" in err and "every checkpoint" in err

@@ -258,7 +258,9 @@ def test_all_zero_advantages_still_step_the_optimizer(zoo_train_step):
     res = zoo_train_step(kit_reward=False, steps=2, config={"train": {"lr": 1e-2}})
     assert all(r["advantage/abs_mean"] == 0 for r in res.metrics)
     assert all(r["grad_norm"] == 0 for r in res.metrics)
-    state = torch.load(res.run_dir / "checkpoints" / "step-000001" / "state.pt", weights_only=False)
+    from grpo_zoo.trainer.checkpoint import read_state
+
+    state = read_state(res.run_dir / "checkpoints" / "step-000001")
     assert all(float(s["step"]) == 2 for s in state["optimizer"]["state"].values())
 
 

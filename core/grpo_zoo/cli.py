@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import sys
 
 from .config import ConfigError
+from .errors import RunError
 from .plugins import PluginError, implemented_hooks, installed_entry_points, installed_plugins, load_plugin
 
 
@@ -52,12 +54,16 @@ def cmd_train(args) -> int:
     if not args.config and not args.resume:
         raise ConfigError("train needs a CONFIG file or --resume RUN_DIR")
     source = _source(args) if args.config else None
-    metrics, run_dir = train(source, out=args.out, overrides=args.set, resume=args.resume)
+    if args.overwrite and (args.resume or not args.out):
+        raise ConfigError("--overwrite goes with --out RUN_DIR (a new run replacing the one there)")
+    metrics, run_dir = train(source, out=args.out, overrides=args.set, resume=args.resume, overwrite=args.overwrite)
     if int(os.environ.get("RANK", "0")) != 0:  # one summary per run: distributed ranks leave it to rank 0
         return 0
     first = _first_reward(run_dir)
     print(f"\nrun folder: {run_dir}")
-    print(f"reward/mean: {first:.4f} at the first step -> {metrics['reward/mean']:.4f} at the last")
+    last = metrics.get("reward/mean")
+    last = float("nan") if last is None else last  # null in metrics.jsonl: a non-finite value
+    print(f"reward/mean: {first:.4f} at the first step -> {last:.4f} at the last")
     print(f"plots: {run_dir / 'plots'}  checkpoint: {run_dir / 'checkpoints'}")
     return 0
 
@@ -66,7 +72,8 @@ def _first_reward(run_dir) -> float:
     from .trainer.rundir import read_jsonl
 
     rows = read_jsonl(run_dir / "metrics.jsonl")
-    return rows[0]["reward/mean"] if rows else float("nan")
+    first = rows[0].get("reward/mean") if rows else None
+    return float("nan") if first is None else first
 
 
 def build_parser(with_plugins: bool = True) -> argparse.ArgumentParser:
@@ -93,6 +100,7 @@ def build_parser(with_plugins: bool = True) -> argparse.ArgumentParser:
     p.add_argument(
         "--without", action="append", default=[], metavar="PLUGIN", help="drop a plugin and its section (baselines)"
     )
+    p.add_argument("--overwrite", action="store_true", help="delete the run already in --out and start a new one")
     p.set_defaults(func=cmd_train)
 
     _plugin_commands("builtin.cli", sub)
@@ -127,8 +135,34 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (ConfigError, PluginError, FileNotFoundError) as exc:
+        if _debug():
+            raise
         print(f"grpo-zoo: error: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:
+        message = anticipated(exc)
+        if message is None or _debug():
+            raise
+        print(f"grpo-zoo: error: {message}", file=sys.stderr)
+        return 2
+
+
+def _debug() -> bool:
+    """GRPO_ZOO_DEBUG=1: anticipated errors show their traceback too."""
+    return os.environ.get("GRPO_ZOO_DEBUG", "") not in ("", "0")
+
+
+_OS_ERRNOS = {errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EROFS, errno.EDQUOT}
+
+
+def anticipated(exc: BaseException) -> str | None:
+    """The one-line message of a failure a user can fix without a traceback, or None for a bug."""
+    if isinstance(exc, RunError):
+        return str(exc)
+    if isinstance(exc, OSError) and exc.errno in _OS_ERRNOS:
+        where = exc.filename or "a file of the run"
+        return f"{exc.strerror or exc}: {where}"
+    return None
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import field_validator, model_validator
+import re
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -16,6 +18,9 @@ else:  # pragma: no cover
 
 class ConfigError(ValueError):
     pass
+
+
+API_KEY_ENV = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(API_KEY|TOKEN)")
 
 
 class Section(BaseModel):
@@ -39,6 +44,12 @@ class TaskConfig(Section):
     system_prompt: str | None = None
     shuffle: bool = True
 
+    @model_validator(mode="after")
+    def _file_needs_path(self):
+        if self.source == "file" and not self.path:
+            raise ValueError('task.path is required when task.source = "file"')
+        return self
+
 
 class EndpointConfig(Section):
     url: str = "http://127.0.0.1:8000/v1"
@@ -46,6 +57,18 @@ class EndpointConfig(Section):
     api_key_env: str = "OPENAI_API_KEY"
     timeout_s: float = Field(120.0, gt=0)
     max_concurrency: int = Field(8, ge=1)
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _only_key_variables(cls, v: str) -> str:
+        # The variable's value is sent as a bearer token to `url`: only variables meant to hold an
+        # API key or token may be named, so a config cannot exfiltrate e.g. a database password.
+        if not API_KEY_ENV.fullmatch(v):
+            raise ValueError(
+                "must name an environment variable ending in API_KEY or TOKEN (e.g. OPENAI_API_KEY, HF_TOKEN); "
+                "its value is sent to sampling.endpoint.url"
+            )
+        return v
 
 
 class SamplingConfig(Section):
@@ -64,6 +87,19 @@ class RewardConfig(Section):
     weights: dict[str, float] = Field(default_factory=dict, description="column -> weight (default 1.0)")
     format_regex: str = Field(r"(?s)<answer>.+?</answer>", description="what the format reward looks for")
     length_target: int = Field(64, ge=1, description="tokens at which the length reward reaches 0")
+    on_nonfinite: Literal["error", "drop_group", "zero"] = Field(
+        "error", description="a NaN/inf reward: stop with an error, drop its group, or count it as 0"
+    )
+
+    @field_validator("format_regex")
+    @classmethod
+    def _compiles(cls, v: str) -> str:
+        # checked with the config, not after the model has loaded and generated
+        try:
+            re.compile(v)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression: {exc}") from None
+        return v
 
 
 class AdvantageConfig(Section):
@@ -93,6 +129,7 @@ class TrainConfig(Section):
     samples_per_step: int = Field(2, ge=0)
     dtype: Literal["float32", "bfloat16"] = "float32"
     threads: int = Field(0, ge=0, description="torch CPU threads; 0 keeps torch's default")
+    max_bad_steps: int = Field(3, ge=1, description="consecutive steps with a NaN/inf loss or gradient before the run stops")
 
 
 class CoreConfig(Section):

@@ -14,6 +14,7 @@ from .types import LossInputs, RolloutRequest, Rollouts, Task
 class Hooks:
     def __init__(self, pm: pluggy.PluginManager):
         self.pm = pm
+        self.column_owners: dict[str, str] = {}  # reward column -> plugin, for errors that name the plugin
 
     def _call(self, hook: str, **kwargs):
         try:
@@ -102,6 +103,7 @@ class Hooks:
                     )
                 cols[name] = col
                 owner[name] = impl.plugin_name
+        self.column_owners.update(owner)
         return cols
 
     # advantage

@@ -112,7 +112,7 @@ def zoo_step_metrics(ctx, rollouts, step):
 
 @hookspec
 def zoo_state_dict(ctx):
-    """Return this plugin's state to checkpoint (a picklable dict), or None."""
+    """Return this plugin's state to checkpoint (a dict of tensors, numbers, strings, lists, tuples, dicts), or None."""
 
 
 @hookspec

@@ -17,7 +17,6 @@ models rewards with spread, so advantages and the loss are non-zero.
 from __future__ import annotations
 
 import copy
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,6 +97,10 @@ def zoo_train_step(tmp_path):
         raw["plugins"] = names + [n for n in raw.get("plugins", []) if n not in names]
         ctx = make_context(raw, extra_plugins=objects)
         out = Path(run_dir) if run_dir else tmp_path / "run"
+        n = 1
+        while run_dir is None and out.exists():  # another call in the same test: a fresh folder, never a mixed run
+            n += 1
+            out = tmp_path / f"run-{n}"
         Trainer(ctx, out, resume=resume, progress=False).run()
         return StepResult(read_jsonl(out / "metrics.jsonl"), out, ctx)
 
@@ -123,9 +126,17 @@ def zoo_fake_endpoint():
 
 
 def roundtrip_state(ctx, plugin_name: str):
-    """The plugin's state after a pickle round trip, loaded back into ``ctx``."""
+    """The plugin's state after a round trip through the checkpoint format (JSON + safetensors, no
+    pickle), loaded back into ``ctx``; a state outside the contract raises CheckpointError."""
+    import tempfile
+
+    from .trainer import statefile
+
     states = ctx.hooks.per_plugin("zoo_state_dict", ctx=ctx)
     assert plugin_name in states, f"{plugin_name} returned no state"
-    restored = pickle.loads(pickle.dumps(states[plugin_name]))
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        statefile.save({"plugins": {plugin_name: states[plugin_name]}}, tmp / "s.json", tmp / "s.safetensors")
+        restored = statefile.load(tmp / "s.json", tmp / "s.safetensors")["plugins"][plugin_name]
     ctx.hooks.load_state_dicts(ctx, {plugin_name: restored})
     return restored

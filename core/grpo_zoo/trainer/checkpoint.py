@@ -1,13 +1,21 @@
 """Atomic checkpoints: model, optimizer, scheduler, RNG states, step and every plugin's state.
 
-Layout: ``RUN/checkpoints/step-000123/{model/, state.pt}`` plus a ``latest``
-pointer file. A checkpoint is written under a temporary name and renamed into
-place only when complete, and the pointer is swung with an atomic rename, so a
-crash at any moment leaves the previous checkpoint usable. Only the newest
-``KEEP`` checkpoints are kept (each holds the model and the optimizer state).
+Layout: ``RUN/checkpoints/step-000123/{model/, state.json, state.safetensors,
+MANIFEST.json}`` plus a ``latest`` pointer file. Nothing is pickled: tensors
+live in safetensors files and everything else in JSON (see
+:mod:`grpo_zoo.trainer.statefile`), so loading a checkpoint never executes code.
+
+A checkpoint is written under a temporary name, every file is fsynced, then
+``MANIFEST.json`` (size and SHA-256 of every file) is written last and the
+folder is renamed into place; the pointer is swung with an atomic rename. On
+resume the newest checkpoint whose files match their manifest is used; a
+damaged one is skipped with a warning naming it. Only the newest ``KEEP``
+checkpoints are kept (each holds the model and the optimizer state).
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import random
 import re
@@ -16,9 +24,16 @@ from pathlib import Path
 
 import torch
 
+from ..errors import CheckpointError
+from . import statefile
+from .durable import atomic_write_text, fsync_dir, fsync_tree, naming, warn
+
 LATEST = "latest"
 KEEP = 2
+MANIFEST = "MANIFEST.json"
+FORMAT = 2  # 1 was the pickled state.pt, refused since it can run code
 _NAME = re.compile(r"^step-(\d+)$")
+_PICKLE_SUFFIXES = {".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt"}
 
 
 def rng_state() -> dict:
@@ -26,7 +41,8 @@ def rng_state() -> dict:
     try:
         import numpy as np
 
-        state["numpy"] = np.random.get_state()
+        name, keys, pos, has_gauss, cached = np.random.get_state()
+        state["numpy"] = [name, keys.tolist(), int(pos), int(has_gauss), float(cached)]
     except ImportError:  # pragma: no cover
         pass
     if torch.cuda.is_available():
@@ -40,7 +56,8 @@ def set_rng_state(state: dict) -> None:
     if "numpy" in state:
         import numpy as np
 
-        np.random.set_state(state["numpy"])
+        name, keys, pos, has_gauss, cached = state["numpy"]
+        np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
@@ -56,40 +73,84 @@ def save(ctx, run_dir: Path, step: int, optimizer, scheduler) -> Path:
     model = ctx.engine.model
     if ctx.accelerator is not None:
         model = ctx.accelerator.unwrap_model(model)
-    model.save_pretrained(tmp / "model", safe_serialization=True)
-    ctx.engine.tokenizer.save_pretrained(tmp / "model")
-    torch.save(
-        {
-            "step": step,
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "rng": rng_state(),
-            "info": dict(ctx.info),
-            "plugins": ctx.hooks.per_plugin("zoo_state_dict", ctx=ctx),
-        },
-        tmp / "state.pt",
-    )
+    check_finite_weights(model, step)
+    with naming(tmp):
+        write_model(model, ctx.engine.tokenizer, tmp / "model")
+        write_state(tmp, _train_state(ctx, step, optimizer, scheduler))
+        write_manifest(tmp)
+    publish(tmp, final, ckpt_root)
+    prune(ckpt_root, keep=KEEP)
+    return final
+
+
+def check_finite_weights(model, step: int) -> None:
+    """Never save a broken policy: a NaN/inf weight would make every resume fail."""
+    for name, p in model.named_parameters():
+        if not torch.isfinite(p.detach()).all():
+            raise CheckpointError(f"step {step}: parameter {name} has NaN/inf values; not writing a checkpoint")
+
+
+def write_model(model, tokenizer, folder: Path) -> None:
+    model.save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+
+
+def _train_state(ctx, step: int, optimizer, scheduler) -> dict:
+    return {
+        "step": step,
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "rng": rng_state(),
+        "info": dict(ctx.info),
+        "plugins": ctx.hooks.per_plugin("zoo_state_dict", ctx=ctx),
+    }
+
+
+def write_state(folder: Path, state: dict) -> None:
+    statefile.save(state, folder / "state.json", folder / "state.safetensors")
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def write_manifest(folder: Path) -> None:
+    """Size and hash of every file, written last: a checkpoint without it is incomplete."""
+    files = {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        files[path.relative_to(folder).as_posix()] = {"size": path.stat().st_size, "sha256": _sha256(path)}
+    fsync_tree(folder)
+    atomic_write_text(folder / MANIFEST, json.dumps({"format": FORMAT, "files": files}, indent=1))
+
+
+def publish(tmp: Path, final: Path, ckpt_root: Path) -> None:
+    """Rename the complete folder into place, then swing ``latest``; each rename made durable."""
     if final.exists():  # the same step saved again (a resumed run): move the old copy aside first
-        old = ckpt_root / f".old-step-{step:06d}"
+        old = ckpt_root / f".old-{final.name}"
         shutil.rmtree(old, ignore_errors=True)
         os.replace(final, old)
         os.replace(tmp, final)
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(tmp, final)
+    fsync_dir(ckpt_root)
     pointer = ckpt_root / (LATEST + ".tmp")
     pointer.write_text(final.name)
     os.replace(pointer, ckpt_root / LATEST)
-    prune(ckpt_root, keep=KEEP)
-    return final
+    fsync_dir(ckpt_root)
 
 
 def complete(path: Path) -> bool:
-    return (path / "state.pt").is_file() and (path / "model" / "config.json").is_file()
+    """Cheap test (no hashing): the manifest, written last, is there."""
+    return (path / MANIFEST).is_file()
 
 
 def checkpoints(run_dir: Path) -> list[Path]:
-    """Complete checkpoints of a run, oldest first."""
+    """Checkpoints of a run whose manifest was written, oldest first (not yet verified)."""
     root = Path(run_dir) / "checkpoints"
     if not root.is_dir():
         return []
@@ -102,20 +163,92 @@ def prune(ckpt_root: Path, keep: int) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def latest(run_dir: Path) -> Path | None:
-    """The newest complete checkpoint.
+def refuse_pickled(path: Path) -> None:
+    """Old checkpoints (``state.pt``) and pickled weights are refused: unpickling can run any code."""
+    if (path / "state.pt").exists() and not (path / MANIFEST).exists():
+        raise CheckpointError(
+            f"{path} is an old-format checkpoint (state.pt, a pickle); grpo-zoo no longer loads pickles because "
+            "loading one can run arbitrary code. Start a new run, or re-train to this step with this version"
+        )
+    pickled = sorted(p.relative_to(path).as_posix() for p in path.rglob("*") if p.suffix in _PICKLE_SUFFIXES)
+    if pickled:
+        raise CheckpointError(f"{path} holds pickled file(s) {pickled}; refusing to load it (pickles can run code)")
 
-    Folders appear only complete (renamed into place), so this is the one
-    ``latest`` points at, or a newer one when a crash came between the
-    folder's rename and the pointer's.
+
+def verify(path: Path) -> str | None:
+    """Why checkpoint ``path`` cannot be used (a damaged or missing file), or None when it is intact."""
+    refuse_pickled(path)
+    try:
+        manifest = json.loads((path / MANIFEST).read_text())
+        files = manifest["files"]
+    except FileNotFoundError:
+        return f"no {MANIFEST} (the write did not finish)"
+    except (ValueError, KeyError, TypeError) as exc:
+        return f"{MANIFEST} is unreadable ({exc})"
+    if manifest.get("format") != FORMAT:
+        return f"unknown checkpoint format {manifest.get('format')!r}"
+    for name in ("state.json", "state.safetensors", "model/config.json"):
+        if name not in files:
+            return f"{MANIFEST} does not list {name}"
+    for name, meta in files.items():
+        p = path / name
+        if ".." in Path(name).parts or not p.is_file():
+            return f"{name} is missing"
+        if p.stat().st_size != meta["size"]:
+            return f"{name} has {p.stat().st_size} bytes, {meta['size']} expected"
+        if _sha256(p) != meta["sha256"]:
+            return f"{name} does not match its SHA-256"
+    return None
+
+
+def latest(run_dir: Path) -> Path | None:
+    """The newest checkpoint that passes :func:`verify`.
+
+    Folders appear only complete (renamed into place), so this is normally the
+    one ``latest`` points at, or a newer one when a crash came between the
+    folder's rename and the pointer's. A damaged one (a disk error, a truncated
+    copy) is skipped with a warning, and the previous one is used.
     """
-    found = checkpoints(run_dir)
-    return found[-1] if found else None
+    root = Path(run_dir) / "checkpoints"
+    for path in sorted(root.glob("step-*")) if root.is_dir() else []:
+        refuse_pickled(path)  # an old-format run must not silently restart from step 0
+    for path in reversed(checkpoints(run_dir)):
+        reason = verify(path)
+        if reason is None:
+            return path
+        warn(f"checkpoint {path} is damaged ({reason}); falling back to the previous one")
+    return None
+
+
+def set_aside_newer(run_dir: Path, ckpt: Path | None) -> None:
+    """On resume, rename checkpoints newer than the one resumed from (damaged ones) and half-written
+    temporaries out of the way, so the new run's checkpoints are never pruned in their favour."""
+    root = Path(run_dir) / "checkpoints"
+    if not root.is_dir():
+        return
+    start = int(_NAME.match(ckpt.name).group(1)) if ckpt is not None else -1
+    for p in root.iterdir():
+        if p.name.startswith((".tmp-step-", ".old-step-")):
+            shutil.rmtree(p, ignore_errors=True)
+        elif (m := _NAME.match(p.name)) and int(m.group(1)) > start:
+            target = root / f"damaged-{p.name}"
+            shutil.rmtree(target, ignore_errors=True)
+            os.replace(p, target)
+            warn(f"moved {p} aside to {target}: it is newer than the checkpoint resumed from")
+
+
+def read_state(ckpt: Path) -> dict:
+    """The training state of checkpoint ``ckpt``: step, optimizer, scheduler, rng, info, plugins."""
+    refuse_pickled(ckpt)
+    try:
+        return statefile.load(ckpt / "state.json", ckpt / "state.safetensors")
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{ckpt}: cannot read the training state ({exc})") from None
 
 
 def load_state(ctx, ckpt: Path, optimizer, scheduler) -> int:
     """Restore optimizer, scheduler, RNG, run info and plugin state; returns the number of steps done."""
-    state = torch.load(ckpt / "state.pt", weights_only=False)
+    state = read_state(ckpt)
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     set_rng_state(state["rng"])

@@ -18,6 +18,11 @@ from .engine import CompletionLogprobs, Engine
 from .models import load_model_and_tokenizer
 from .rundir import append_jsonl, new_run_dir, plot_run, read_jsonl, sample_rows, truncate_metrics, write_manifest
 from .step import train_step
+from . import finite
+from .durable import atomic_write_text, dumps
+from .rundir import check_new_run_dir, clear_run_dir
+from ..errors import RunFolderError
+from ..tasks import validate_task_files
 
 
 def lr_lambda(cfg):
@@ -55,6 +60,7 @@ class Trainer:
         resume: bool = False,
         progress: bool = True,
         save_final: bool = True,
+        overwrite: bool = False,
     ):
         self.ctx = ctx
         self.progress = progress
@@ -72,12 +78,21 @@ class Trainer:
         seed_all(cfg.seed)
         self.run_dir = self._agree_on_run_dir(run_dir)
         ctx.run_dir = self.run_dir
-        if self.is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
+        # The folder is created only once start-up succeeded (in run()): a failed start leaves nothing behind.
+        if self.is_main and not resume:
+            check_new_run_dir(self.run_dir, overwrite)
+            if overwrite:
+                clear_run_dir(self.run_dir)
+        validate_task_files(cfg)  # before the model loads: a bad task file fails in a second, not a minute
         self.start_step = 0
         ckpt = checkpoint.latest(self.run_dir) if resume else None
         if resume and ckpt is None:
-            raise FileNotFoundError(f"--resume {self.run_dir}: no usable checkpoint under {self.run_dir / 'checkpoints'}")
+            if checkpoint.checkpoints(self.run_dir):
+                raise RunFolderError(
+                    f"--resume {self.run_dir}: every checkpoint under {self.run_dir / 'checkpoints'} is damaged "
+                    "(see the warnings); pass --overwrite with --out to start over"
+                )
+            checkpoint.warn(f"--resume {self.run_dir}: no checkpoint yet (killed before the first); starting from step 0")
         # On resume the policy comes from the checkpoint; the reference (beta > 0) is always the initial model.
         model, tok = load_model_and_tokenizer(str(ckpt / "model") if ckpt else cfg.model, cfg.train.dtype)
         model.to(self.acc.device)
@@ -99,6 +114,10 @@ class Trainer:
             self.start_step = checkpoint.load_state(ctx, ckpt, self.optimizer, self.scheduler)
             if self.is_main:
                 truncate_metrics(self.run_dir, self.start_step)
+        if resume and self.is_main:
+            checkpoint.set_aside_newer(self.run_dir, ckpt)
+            if ckpt is None:
+                truncate_metrics(self.run_dir, 0)
 
     def _agree_on_run_dir(self, run_dir) -> Path:
         """Every rank must write to one folder; rank 0 picks the timestamped default."""
@@ -119,7 +138,9 @@ class Trainer:
     def run(self) -> dict:
         ctx, cfg = self.ctx, self.ctx.config
         if self.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
             write_manifest(ctx, self.run_dir)
+        self.acc.wait_for_everyone()  # the folder exists before any rank's plugins write into it
         ctx.hooks.run_start(ctx)
         metrics: dict = {}
         bar = tqdm(
@@ -137,6 +158,7 @@ class Trainer:
             if self.is_main:
                 append_jsonl(self.run_dir / "metrics.jsonl", [metrics])
                 append_jsonl(self.run_dir / "samples.jsonl", sample_rows(rollouts, step, cfg.train.samples_per_step))
+            finite.after_step(ctx, metrics)
             bar.set_postfix(reward=f"{metrics['reward/mean']:.3f}", s_step=f"{metrics['time/step_s']:.1f}")
             last = step == cfg.train.steps - 1
             every = cfg.train.checkpoint_every
@@ -151,13 +173,13 @@ class Trainer:
             metrics = rows[-1] if rows else {}
         ctx.hooks.run_end(ctx, metrics)
         if self.is_main:
-            (self.run_dir / "summary.json").write_text(json.dumps(metrics, indent=2))
+            atomic_write_text(self.run_dir / "summary.json", dumps(metrics, indent=2))
             if metrics:
                 plot_run(self.run_dir)
         return metrics
 
 
-def train(config, out: str | None = None, overrides: list[str] | None = None, resume: str | None = None, progress=True, extra_plugins=None) -> tuple[dict, Path]:
+def train(config, out: str | None = None, overrides: list[str] | None = None, resume: str | None = None, progress=True, extra_plugins=None, overwrite: bool = False) -> tuple[dict, Path]:
     """Train from a config path (or dict); with ``resume`` the run folder's own manifest config is used.
 
     Under ``accelerate launch --cpu --num_processes N`` without MPI (one
@@ -172,10 +194,14 @@ def train(config, out: str | None = None, overrides: list[str] | None = None, re
         manifest_path = Path(resume) / "manifest.json"
         if not manifest_path.exists():
             raise FileNotFoundError(f"--resume {resume}: no manifest.json there (not a run folder?)")
-        manifest = json.loads(manifest_path.read_text())
-        ctx = make_context(manifest["config"], overrides, extra_plugins)
+        try:
+            manifest = json.loads(manifest_path.read_text())
+            raw = manifest["config"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise RunFolderError(f"--resume {resume}: {manifest_path} is not a valid run manifest ({exc})") from None
+        ctx = make_context(raw, overrides, extra_plugins)
         trainer = Trainer(ctx, resume, resume=True, progress=progress)
     else:
         ctx = make_context(config, overrides, extra_plugins)
-        trainer = Trainer(ctx, out, progress=progress)
+        trainer = Trainer(ctx, out, progress=progress, overwrite=overwrite)
     return trainer.run(), trainer.run_dir

@@ -4,6 +4,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -118,6 +119,7 @@ def load_model_and_tokenizer(name: str, dtype: str = "float32"):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     path = resolve_model_path(name)
+    check_model_source(name, path)
     try:
         tok = AutoTokenizer.from_pretrained(path)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype))
@@ -127,3 +129,54 @@ def load_model_and_tokenizer(name: str, dtype: str = "float32"):
         tok.pad_token = tok.eos_token
     tok.padding_side = "left"
     return model, tok
+
+
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+
+
+def check_model_source(name: str, path: str) -> None:
+    """A one-line error for a model that cannot load, before transformers buries it under tracebacks.
+
+    A local folder must hold config.json, weights and a tokenizer; a hub id must be in the local
+    cache, or the hub must answer (one try, no retries: offline machines fail at once).
+    """
+    from ..errors import ModelFolderError
+
+    p = Path(path).expanduser()
+    if p.exists() or not _HUB_ID.fullmatch(path):
+        if not p.is_dir():
+            raise ModelFolderError(f"model={name!r}: no model folder at {p.resolve()} (expected config.json, weights and a tokenizer there)")
+        found = sorted(c.name for c in p.iterdir())
+        shown = ", ".join(found[:8]) + (", ..." if len(found) > 8 else "") if found else "nothing"
+        if not (p / "config.json").is_file():
+            raise ModelFolderError(f"model={name!r}: {p.resolve()} has no config.json (found: {shown})")
+        if not any((p / f).is_file() for f in _TOKENIZER_FILES):
+            raise ModelFolderError(f"model={name!r}: {p.resolve()} has no tokenizer (looked for {', '.join(_TOKENIZER_FILES)}; found: {shown})")
+        if not any(f.endswith((".safetensors", ".bin", ".safetensors.index.json", ".bin.index.json")) for f in found):
+            raise ModelFolderError(f"model={name!r}: {p.resolve()} has no weights (*.safetensors; found: {shown})")
+        return
+    from huggingface_hub import try_to_load_from_cache
+
+    cached = try_to_load_from_cache(path, "config.json")
+    if isinstance(cached, str):
+        return
+    where = f"not a local folder (no {p.resolve()}) and not in the Hugging Face cache"
+    if _offline():
+        raise ModelFolderError(f"model={name!r} is {where}, and HF_HUB_OFFLINE is set; download it first or give a local folder")
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    try:
+        HfApi().model_info(path, timeout=10)
+    except RepositoryNotFoundError:
+        raise ModelFolderError(f"model={name!r} is {where}, and the hub has no such model") from None
+    except Exception as exc:  # no network, DNS, proxy, timeout: one try only
+        raise ModelFolderError(
+            f"model={name!r} is {where}, and the hub cannot be reached ({type(exc).__name__}); "
+            "download it first or give a local folder"
+        ) from None

@@ -81,6 +81,7 @@ class Client:
         self.url = url.rstrip("/")
         self.timeout_s = timeout_s
         self.headers = {"Content-Type": "application/json"}
+        self._api_key = api_key
         if api_key:
             self.headers["Authorization"] = f"Bearer {api_key}"
 
@@ -98,7 +99,7 @@ class Client:
                 with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
                     return json.loads(resp.read().decode())
             except urllib.error.HTTPError as exc:
-                detail = exc.read().decode(errors="replace")[:500]
+                detail = redact(exc.read().decode(errors="replace"), self._api_key)
                 if exc.code >= 500 and attempt < _RETRIES:
                     _backoff(attempt)
                     continue
@@ -119,6 +120,18 @@ class Client:
                     f"(sampling.endpoint.url)"
                 ) from None
         raise AssertionError("unreachable")  # pragma: no cover
+
+
+ERROR_BODY_CHARS = 200
+
+
+def redact(text: str, secret: str | None, limit: int = ERROR_BODY_CHARS) -> str:
+    """An endpoint's error body fit for a log line: the key replaced (before cutting, so no prefix of it
+    survives at the cut), control characters flattened, at most ``limit`` characters."""
+    if secret:
+        text = text.replace(secret, "[REDACTED]")
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 @lru_cache(maxsize=8)

@@ -1,13 +1,15 @@
 """The run folder: manifest, metrics.jsonl, samples.jsonl and plots."""
 from __future__ import annotations
 
-import json
 import platform
 from datetime import datetime, timezone
 from pathlib import Path
 
 from .. import __version__
+from ..errors import RunFolderError
 from ..plugins import plugin_version
+from .durable import append_lines, atomic_write_text, dumps, warn
+from .durable import read_jsonl as _read_jsonl
 
 
 def new_run_dir(root: str | Path = "runs") -> Path:
@@ -51,26 +53,76 @@ def write_manifest(ctx, path: Path) -> None:
     engine = getattr(ctx, "engine", None)
     if engine is not None and hasattr(engine, "paths"):
         manifest["engine"] = engine.paths()
-    (path / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    atomic_write_text(path / "manifest.json", dumps(manifest, indent=2))
 
 
 def append_jsonl(path: Path, rows: list[dict]) -> None:
-    with open(path, "a") as f:
-        for row in rows:
-            f.write(json.dumps(row) + "\n")
+    """Append rows durably; NaN/inf numbers are written as null so every line is valid JSON."""
+    append_lines(path, [dumps(row) for row in rows])
 
 
 def read_jsonl(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    """Rows of a run's JSONL file; a torn last line is dropped with a warning, any other bad line is an error."""
+    return _read_jsonl(path)
 
 
 def truncate_metrics(path: Path, steps_done: int) -> None:
-    """Keep only the metric rows of steps before ``steps_done`` (rows after a checkpoint are replayed on resume)."""
+    """Keep only the metric rows of steps before ``steps_done`` (rows after a checkpoint are replayed on resume).
+
+    The kept rows replace the file atomically: a crash here leaves the old file whole.
+    """
     for name in ("metrics.jsonl", "samples.jsonl"):
+        if not (path / name).exists():
+            continue
         rows = [r for r in read_jsonl(path / name) if r.get("step", -1) < steps_done]
-        (path / name).write_text("".join(json.dumps(r) + "\n" for r in rows))
+        atomic_write_text(path / name, "".join(dumps(r) + "\n" for r in rows))
+
+
+RUN_MARKERS = ("manifest.json", "metrics.jsonl", "checkpoints")
+
+
+def holds_run(path: Path) -> bool:
+    return any((Path(path) / m).exists() for m in RUN_MARKERS)
+
+
+def check_new_run_dir(path: Path, overwrite: bool) -> None:
+    """Refuse to start a new run in a folder that holds one (it would be mixed with the new run).
+
+    With ``overwrite`` a run folder (or an empty one) is allowed; :func:`clear_run_dir` empties it once
+    the new run has started up. A folder holding anything else is never cleared.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise RunFolderError(f"--out {path}: a file of that name exists")
+    if not path.is_dir() or not any(path.iterdir()):
+        return
+    if holds_run(path):
+        if overwrite:
+            return
+        raise RunFolderError(
+            f"--out {path} already holds a run; continue it with `grpo-zoo train --resume {path}`, "
+            f"or pass --overwrite to delete it and start over"
+        )
+    if overwrite:
+        raise RunFolderError(f"--out {path} is not empty and holds no run; --overwrite clears only run folders")
+    raise RunFolderError(f"--out {path} is not empty and holds no run; choose an empty or new folder")
+
+
+def clear_run_dir(path: Path) -> None:
+    """Delete the run held in ``path`` (``--overwrite``), keeping the folder itself."""
+    import shutil
+
+    path = Path(path)
+    if not path.is_dir():
+        return
+    if not holds_run(path) and any(path.iterdir()):  # never reached through the CLI: check_new_run_dir refuses
+        raise RunFolderError(f"{path} holds no run; refusing to clear it")
+    warn(f"--overwrite: deleting the run in {path}")
+    for child in path.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
 
 
 def sample_rows(rollouts, step: int, count: int) -> list[dict]:
@@ -111,7 +163,8 @@ def plot_run(run_dir: str | Path) -> list[Path]:
     for name, keys in groups.items():
         fig, ax = plt.subplots(figsize=(6, 3.5))
         for k in keys:
-            ax.plot(steps, [r.get(k, float("nan")) for r in rows], marker="o", ms=3, label=k)
+            ys = [r.get(k) for r in rows]  # null (a non-finite number) and missing both plot as gaps
+            ax.plot(steps, [float("nan") if y is None else y for y in ys], marker="o", ms=3, label=k)
         ax.set_xlabel("step")
         ax.set_title(name)
         ax.grid(alpha=0.3)

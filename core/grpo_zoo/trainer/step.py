@@ -11,6 +11,7 @@ from ..segments import segment_all_equal
 from ..types import LossInputs, RolloutRequest, Rollouts
 from .distributed import gather_rollouts, shard_by_budget
 from .distributed import world as world_of
+from . import finite
 
 
 def make_request(ctx, tasks) -> RolloutRequest:
@@ -180,7 +181,10 @@ def policy_update(ctx, rollouts: Rollouts, optimizer, scheduler) -> dict[str, fl
         if cfg.train.grad_clip > 0:
             norm = torch.nn.utils.clip_grad_norm_(params, cfg.train.grad_clip)
             stats["grad_norm"] = float(norm)
-        optimizer.step()
+        if finite.bad_update(ctx, params, stats):
+            optimizer.zero_grad(set_to_none=True)  # skipped: NaN/inf must reach neither weights nor moments
+        else:
+            optimizer.step()
         scheduler.step()
         stats["kl"] = kl_sum / max(tok_sum, 1.0)
         stats["clip_frac"] = clip_sum / max(tok_sum, 1.0)
@@ -197,6 +201,7 @@ def train_step(ctx, source, step: int, optimizer, scheduler) -> tuple[dict, Roll
     t0 = time.perf_counter()
     tasks = ctx.hooks.select_tasks(ctx, source, step, cfg.train.prompts_per_step)
     rollouts = collect(ctx, tasks)
+    rollouts = finite.check_rewards(ctx, rollouts)  # before any plugin observes a NaN
     t1 = time.perf_counter()
     ctx.hooks.observe(ctx, rollouts)
     ctx.compute_advantages(rollouts)

@@ -51,7 +51,7 @@ def test_hinter_state_round_trip_and_late_load(setup, zoo_context):
     ctx, plugin, hinter, answers = setup
     hinter.update(ctx, ctx.config.hints, answers, torch.tensor([-0.2, 0.5, 0.0, 0.3, -0.2, 0.1]))
     trained = snapshot(hinter.model)
-    saved = roundtrip_state(ctx, "hints")  # pickled and loaded back into the live hinter
+    saved = roundtrip_state(ctx, "hints")  # saved in the checkpoint format and loaded back into the live hinter
     assert not changed(trained, hinter.model)
     assert saved["hinter"]["optimizer"]["state"], "AdamW moments are saved"
     # a fresh run loads the state before its hinter exists (resume): it is applied when the hinter loads

@@ -100,10 +100,10 @@ def fake_endpoint(zoo_fake_endpoint):
 
 def test_openai_backend_scores_dedupes_and_counts(zoo_context, fake_endpoint, monkeypatch):
     url, requests = fake_endpoint
-    monkeypatch.setenv("JUDGE_TEST_KEY", "sk-test")
+    monkeypatch.setenv("JUDGE_TEST_API_KEY", "sk-test")
     ctx = zoo_context(config={"plugins": ["judge"], "judge": {
         "backend": "openai", "model": "grader", "fallback": 0.1,
-        "endpoint": {"url": url, "api_key_env": "JUDGE_TEST_KEY", "max_concurrency": 2}}})
+        "endpoint": {"url": url, "api_key_env": "JUDGE_TEST_API_KEY", "max_concurrency": 2}}})
     r = _rollouts(["GOOD one", "BAD one", "junk", "GOOD one"])
     cols = ctx.hooks.rewards(ctx, r)
     assert cols["judge"].tolist() == pytest.approx([0.9, 0.2, 0.1, 0.9])
