@@ -8,6 +8,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..plugins import plugin_version
+from ..reward_functions import manifest_entries
 
 
 def new_run_dir(root: str | Path = "runs") -> Path:
@@ -33,6 +34,7 @@ def write_manifest(ctx, path: Path) -> None:
         "config": ctx.config.model_dump(mode="json"),
         "plugins": plugins,
         "python": platform.python_version(),
+        "reward_functions": manifest_entries(ctx),  # resolved: a config can import code, say which
     }
     (path / "manifest.json").write_text(json.dumps(manifest, indent=2))
 

@@ -1,0 +1,178 @@
+"""TRL-convention reward functions ([reward] functions, grpo_zoo.train(reward_funcs=...)) and
+sequence-classification reward models ([[reward.models]])."""
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+
+import pytest
+import torch
+
+import grpo_zoo
+from grpo_zoo.config import ConfigError
+from grpo_zoo.context import make_context
+from grpo_zoo.plugins import PluginHookError
+from grpo_zoo.testing import BASE_CONFIG, merge
+from grpo_zoo.types import Rollouts, Task
+
+CALLS: list[dict] = []  # what the functions below were called with
+
+
+def solution_match(prompts, completions, completion_ids, solution, trainer_state, **kwargs):
+    """A TRL reward function: 1 when the completion contains the dataset's `solution` column."""
+    CALLS.append(dict(fn="solution_match", prompts=prompts, completions=completions, completion_ids=completion_ids,
+                      solution=solution, step=trainer_state.global_step, kwargs=sorted(kwargs)))
+    texts = [c if isinstance(c, str) else c[0]["content"] for c in completions]
+    return [1.0 if s in t else 0.0 for s, t in zip(solution, texts)]
+
+
+def maybe_none(prompts, completions, **kwargs):
+    """None for completions it cannot judge (TRL's convention): here, those without a digit."""
+    texts = [c if isinstance(c, str) else c[0]["content"] for c in completions]
+    return [None if not any(ch.isdigit() for ch in t) else 0.5 for t in texts]
+
+
+_events: dict[str, asyncio.Event] = {}
+
+
+async def async_len(prompts, completions, completion_ids, **kwargs):
+    # waits for async_parity to start: passes only when the two run concurrently (asyncio.gather)
+    _events.setdefault("len", asyncio.Event()).set()
+    await asyncio.wait_for(_events.setdefault("parity", asyncio.Event()).wait(), 5)
+    CALLS.append(dict(fn="async_len", completion_ids=completion_ids, kwargs=sorted(kwargs)))
+    return [float(len(ids)) for ids in completion_ids]
+
+
+async def async_parity(prompts, completions, completion_ids, **kwargs):
+    _events.setdefault("parity", asyncio.Event()).set()
+    await asyncio.wait_for(_events.setdefault("len", asyncio.Event()).wait(), 5)
+    return [float(len(ids) % 2) for ids in completion_ids]
+
+
+@pytest.fixture(autouse=True)
+def _fresh():
+    CALLS.clear()
+    _events.clear()
+    yield
+
+
+def _rollouts(tasks, per_task=2):
+    n = len(tasks) * per_task
+    comps = ["the answer is 12", "no idea", "12", "it is 7", "seven", "7!"][:n]
+    return Rollouts(
+        tasks=tasks,
+        group=torch.arange(len(tasks)).repeat_interleave(per_task),
+        prompt_text=["rendered"] * n,
+        prompt_ids=[[1, 2]] * n,
+        completion_ids=[[5] * (k + 1) for k in range(n)],
+        completion_text=comps,
+    )
+
+
+def _ctx(functions, builtin=()):
+    return make_context(merge(BASE_CONFIG, {"reward": {"builtin": list(builtin), "functions": functions}}))
+
+
+TASKS = [
+    Task(id="a", prompt="What is 3*4?", answer="12", metadata={"solution": "12", "level": 1}),
+    Task(id="b", prompt=[{"role": "user", "content": "What is 3+4?"}], answer="7", metadata={"solution": "7", "level": 2}),
+]
+
+
+def test_sync_function_gets_trl_arguments_and_dataset_columns():
+    ctx = _ctx(["tests.test_trl_rewards:solution_match"])
+    ctx.step = 3
+    r = _rollouts(TASKS)
+    cols = ctx.hooks.rewards(ctx, r)
+    assert list(cols) == ["solution_match"]  # the column is named after the function
+    assert cols["solution_match"].tolist() == [1.0, 0.0, 0.0, 1.0]
+    (call,) = CALLS
+    # prompts as the dataset holds them, one per rollout; chat prompt -> chat completions (TRL's format)
+    assert call["prompts"] == ["What is 3*4?", "What is 3*4?", TASKS[1].prompt, TASKS[1].prompt]
+    assert call["completions"][:2] == ["the answer is 12", "no idea"]
+    assert call["completions"][2] == [{"role": "assistant", "content": "12"}]
+    assert call["completion_ids"] == [[5], [5, 5], [5, 5, 5], [5, 5, 5, 5]]
+    assert call["solution"] == ["12", "12", "7", "7"]  # a dataset column, repeated per rollout
+    assert call["step"] == 3
+    assert call["kwargs"] == ["answer", "level", "log_extra", "log_metric"]
+
+
+def test_async_functions_run_concurrently_next_to_sync_ones():
+    ctx = _ctx(["tests.test_trl_rewards:async_len", "tests.test_trl_rewards:solution_match",
+                "tests.test_trl_rewards:async_parity"], builtin=["correct"])
+    cols = ctx.hooks.rewards(ctx, _rollouts(TASKS))
+    assert list(cols) == ["correct", "async_len", "solution_match", "async_parity"]
+    assert cols["async_len"].tolist() == [1.0, 2.0, 3.0, 4.0]
+    assert cols["async_parity"].tolist() == [1.0, 0.0, 1.0, 0.0]
+    assert {c["fn"] for c in CALLS} == {"async_len", "solution_match"}
+
+
+def test_none_becomes_nan_in_its_column_only():
+    ctx = _ctx(["tests.test_trl_rewards:maybe_none", "tests.test_trl_rewards:solution_match"])
+    cols = ctx.hooks.rewards(ctx, _rollouts(TASKS))
+    got = cols["maybe_none"].tolist()
+    assert [math.isnan(v) for v in got] == [False, True, False, False]
+    assert got[0] == 0.5
+    assert not torch.isnan(cols["solution_match"]).any()
+
+
+def test_function_from_a_file_path(tmp_path):
+    f = tmp_path / "my_rewards.py"
+    f.write_text("def short(completions, **kw):\n    return [-float(len(c)) for c in completions]\n")
+    ctx = _ctx([f"{f}:short"])
+    cols = ctx.hooks.rewards(ctx, _rollouts(TASKS[:1]))
+    assert cols["short"].tolist() == [-16.0, -7.0]
+
+
+def test_bad_functions_are_clear_errors(tmp_path):
+    with pytest.raises(ConfigError, match="package.module:function"):
+        _ctx(["no_colon_here"])
+    ctx = _ctx(["tests.test_trl_rewards:does_not_exist"])
+    with pytest.raises(PluginHookError, match="does_not_exist.*cannot be loaded"):
+        ctx.hooks.rewards(ctx, _rollouts(TASKS))
+    f = tmp_path / "bad.py"
+    f.write_text("def wrong_len(completions, **kw):\n    return [1.0]\n\ndef text(completions, **kw):\n    return ['x'] * len(completions)\n")
+    for name, msg in [("wrong_len", "returned 1 rewards for 4 completions"), ("text", "returned 'x' at position 0")]:
+        ctx = _ctx([f"{f}:{name}"])
+        with pytest.raises(PluginHookError, match=msg):
+            ctx.hooks.rewards(ctx, _rollouts(TASKS))
+    ctx = _ctx(["tests.test_trl_rewards:solution_match", "tests.test_trl_rewards:solution_match"])
+    with pytest.raises(PluginHookError, match="both named 'solution_match'"):
+        ctx.hooks.rewards(ctx, _rollouts(TASKS))
+
+
+def test_python_api_callables_and_manifest(tmp_path):
+    """grpo_zoo.train with reward_funcs: real steps on the tiny model; the dataset column reaches the function."""
+    data = tmp_path / "data.jsonl"
+    rows = [{"prompt": f"Say {k}.", "solution": str(k), "answer": str(k)} for k in range(4)]
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    seen = []
+
+    def said_it(prompts, completions, solution, trainer_state, **kwargs):
+        seen.append((trainer_state.global_step, list(prompts), list(solution)))
+        return [float(len(c) % 3) for c in completions]  # mixed values: non-zero advantages
+
+    async def async_len_local(completion_ids, **kwargs):
+        return [float(len(ids)) for ids in completion_ids]
+
+    config = merge(BASE_CONFIG, {
+        "task": {"source": "hf", "path": str(data)},
+        "reward": {"builtin": [], "functions": ["tests.test_trl_rewards:solution_match"]},
+        "train": {"steps": 2},
+    })
+    metrics, run_dir = grpo_zoo.train(config, reward_funcs=[said_it, async_len_local], out=str(tmp_path / "run"), progress=False)
+    assert [s[0] for s in seen] == [0, 1]
+    for _, prompts, solution in seen:
+        assert [p.split()[1].rstrip(".") for p in prompts] == solution  # each rollout got its own task's column
+    assert [c["step"] for c in CALLS] == [0, 1] and CALLS[0]["solution"] == seen[0][2]
+    for col in ("said_it", "async_len_local", "solution_match"):
+        assert f"reward/{col}/mean" in metrics
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    entries = {e["column"]: e for e in manifest["reward_functions"]}
+    assert entries["solution_match"]["spec"] == "tests.test_trl_rewards:solution_match"
+    assert entries["solution_match"]["function"] == "tests.test_trl_rewards:solution_match"
+    assert entries["solution_match"]["source"] == "reward.functions"
+    assert entries["said_it"]["function"].endswith("test_python_api_callables_and_manifest.<locals>.said_it")
+    assert entries["said_it"]["file"].endswith("test_trl_rewards.py")
+    assert "reward_funcs" in [p["name"] for p in manifest["plugins"]]
