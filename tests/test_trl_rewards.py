@@ -176,3 +176,25 @@ def test_python_api_callables_and_manifest(tmp_path):
     assert entries["said_it"]["function"].endswith("test_python_api_callables_and_manifest.<locals>.said_it")
     assert entries["said_it"]["file"].endswith("test_trl_rewards.py")
     assert "reward_funcs" in [p["name"] for p in manifest["plugins"]]
+
+
+def test_example_trl_reward_config_runs_unchanged_on_the_tiny_model(tmp_path, monkeypatch):
+    """examples/trl_reward.toml with its reward file, 1 step on the tiny model (the real model: see the docs)."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(root)  # the config names its files relative to the repository root
+    over = ["model=tiny-random", "train.steps=1", "sampling.group_size=2", "sampling.max_new_tokens=4", "train.prompts_per_step=2"]
+    metrics, run_dir = grpo_zoo.train(str(root / "examples" / "trl_reward.toml"), out=str(tmp_path / "run"), overrides=over, progress=False)
+    assert {"reward/format_reward/mean", "reward/accuracy_reward/mean"} <= set(metrics)
+    assert math.isfinite(metrics["loss"])
+    # the functions answer on TRL-shaped arguments (chat completions, a dataset column per completion)
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("trl_rewards_example", root / "examples" / "trl_rewards.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    row = json.loads((root / "examples" / "data" / "products.jsonl").read_text().splitlines()[0])
+    comps = [[{"role": "assistant", "content": row["solution"]}], [{"role": "assistant", "content": "I think 5"}]]
+    assert mod.accuracy_reward(comps, solution=[row["solution"]] * 2) == [1.0, 0.0]
+    assert mod.format_reward(comps) == [1.0, 0.0]
