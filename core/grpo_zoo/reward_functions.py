@@ -33,8 +33,9 @@ import torch
 
 from .hookspecs import hookimpl
 
-# Names TRL reserves; a dataset column of the same name does not reach the function under it.
-RESERVED = ("prompts", "completions", "completion_ids", "trainer_state", "log_extra", "log_metric")
+# Names TRL reserves or leaves out (its _calculate_rewards drops the prompt and completion columns);
+# a dataset column of one of these names does not reach the function under it.
+RESERVED = ("prompt", "completion", "prompts", "completions", "completion_ids", "trainer_state", "log_extra", "log_metric")
 
 
 def check_spec(spec: str) -> str:
