@@ -1,4 +1,4 @@
-"""Built-in clipped-surrogate loss, k3 KL and the five aggregations (grpo, dapo, dr_grpo, bnpo, gspo)."""
+"""Built-in policy losses (clipped surrogate; TRL 1.16's cispo and sapo), the k3 KL and the aggregations (grpo, dapo, dr_grpo, bnpo, gspo)."""
 import torch
 
 from ..hookspecs import hookimpl
