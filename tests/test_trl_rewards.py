@@ -198,3 +198,48 @@ def test_example_trl_reward_config_runs_unchanged_on_the_tiny_model(tmp_path, mo
     comps = [[{"role": "assistant", "content": row["solution"]}], [{"role": "assistant", "content": "I think 5"}]]
     assert mod.accuracy_reward(comps, solution=[row["solution"]] * 2) == [1.0, 0.0]
     assert mod.format_reward(comps) == [1.0, 0.0]
+
+
+@pytest.mark.parametrize("chat", [False, True])
+def test_arguments_have_the_shape_trl_gives(tmp_path, chat):
+    """A real (tiny) trl.GRPOTrainer calls a recording function; grpo-zoo calls it for the same dataset:
+    the same keyword names, the same prompt and completion formats, the column values per completion."""
+    trl = pytest.importorskip("trl")
+    from datasets import Dataset
+
+    from grpo_zoo.hf_tasks import hf_tasks
+    from grpo_zoo.config import TaskConfig
+    from grpo_zoo.trainer.models import load_model_and_tokenizer
+
+    prompts = [[{"role": "user", "content": f"q{k}"}] if chat else f"q{k}" for k in range(2)]
+    rows = {"prompt": prompts, "solution": ["s0", "s1"], "level": [1, 2]}
+    seen = {}
+
+    def record(prompts, completions, completion_ids, **kwargs):
+        seen.setdefault("calls", []).append(dict(prompts=prompts, completions=completions, completion_ids=completion_ids, **kwargs))
+        return [0.0] * len(completions)
+
+    model, tok = load_model_and_tokenizer("tiny-random")
+    args = trl.GRPOConfig(output_dir=str(tmp_path / "trl"), num_generations=2, per_device_train_batch_size=4,
+                          max_completion_length=3, report_to=[], use_cpu=True, bf16=False, save_strategy="no")
+    trainer = trl.GRPOTrainer(model=model, reward_funcs=[record], args=args,
+                              train_dataset=Dataset.from_dict(rows), processing_class=tok)
+    inputs = [{"prompt": prompts[p], "solution": rows["solution"][p], "level": rows["level"][p]} for p in range(2) for _ in range(2)]
+    trainer._generate_and_score_completions(inputs)
+    theirs = seen["calls"].pop()
+
+    f = tmp_path / "d.jsonl"
+    f.write_text("".join(json.dumps({k: rows[k][i] for k in rows}) + "\n" for i in range(2)))
+    tasks = hf_tasks(TaskConfig(source="hf", path=str(f)))
+    ctx = make_context(merge(BASE_CONFIG, {"reward": {"builtin": []}}))
+    r = Rollouts(tasks=tasks, group=torch.tensor([0, 0, 1, 1]), prompt_text=[""] * 4, prompt_ids=[[1]] * 4,
+                 completion_ids=[list(map(int, c)) for c in theirs["completion_ids"]],
+                 completion_text=[c if isinstance(c, str) else c[0]["content"] for c in theirs["completions"]])
+    from grpo_zoo.reward_functions import score_functions
+
+    score_functions(ctx, r, [record])
+    ours = seen["calls"].pop()
+    assert sorted(ours) == sorted(theirs)
+    for key in ("prompts", "completions", "completion_ids", "solution", "level"):
+        assert ours[key] == theirs[key], key
+    assert type(ours["trainer_state"]) is type(theirs["trainer_state"])
