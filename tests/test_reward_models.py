@@ -66,3 +66,30 @@ def test_reward_model_named_column_and_errors(classifier, tmp_path):
     ctx = make_context(merge(BASE_CONFIG, {"reward": {"builtin": [], "models": [{"path": str(tmp_path / "nope")}]}}))
     with pytest.raises(Exception, match="not a local folder nor in the local Hugging Face cache"):
         ctx.hooks.rewards(ctx, _rollouts())
+
+
+def test_reward_model_column_equals_trls(classifier, tmp_path):
+    """TRL's own _calculate_rewards with the same classifier as a reward_funcs entry gives the same column."""
+    trl = pytest.importorskip("trl")
+    from datasets import Dataset
+
+    from grpo_zoo.trainer.models import load_model_and_tokenizer
+
+    path, _ = classifier
+    r = _rollouts()
+    policy, tok = load_model_and_tokenizer("tiny-random")
+    args = trl.GRPOConfig(output_dir=str(tmp_path / "trl"), num_generations=2, per_device_train_batch_size=2,
+                          max_completion_length=3, report_to=[], use_cpu=True, bf16=False, save_strategy="no")
+    for task_idx in (0, 1):  # TRL takes a batch as all-text or all-chat: one of each
+        rows = [i for i in range(len(r)) if int(r.group[i]) == task_idx]
+        prompt = r.tasks[task_idx].prompt
+        trainer = trl.GRPOTrainer(model=policy, reward_funcs=[str(path)], args=args,
+                                  train_dataset=Dataset.from_dict({"prompt": [prompt]}), processing_class=tok)
+        completions = [r.completion_text[i] if isinstance(prompt, str) else [{"role": "assistant", "content": r.completion_text[i]}]
+                       for i in rows]
+        theirs = trainer._calculate_rewards([{"prompt": prompt}] * len(rows), [prompt] * len(rows), completions,
+                                            [r.completion_ids[i] for i in rows])[:, 0]
+        sub = r.take(rows)
+        ctx = make_context(merge(BASE_CONFIG, {"reward": {"builtin": [], "models": [{"path": str(path)}]}}))
+        ours = ctx.hooks.rewards(ctx, sub)["tiny-rm"]
+        torch.testing.assert_close(ours, theirs.float(), rtol=1e-5, atol=1e-5)
