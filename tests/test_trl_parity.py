@@ -255,6 +255,10 @@ def test_gspo_alias_rejects_token_level():
 
     with pytest.raises(ConfigError, match="gspo"):
         _zoo_ctx("gspo", 0.0, 0.2, 0.2, loss_options={"importance_sampling_level": "token"})
+    resolved = _zoo_ctx("gspo", 0.0, 0.2, 0.2).config
+    assert resolved.loss.importance_sampling_level == "sequence"
+    dump = resolved.model_dump(mode="json")
+    assert make_context(dump).config.model_dump(mode="json") == dump  # the manifest's config resumes
     # the alias and its spelled-out form give the same numbers
     logp, old, ref, adv, mask = _random_batch(5, off_policy=True, with_ref=True)
     a = _zoo_loss(_zoo_ctx("gspo", 0.04, 0.2, 0.2, 2), logp, old, ref, adv, mask, mask.sum(), 6, 9)

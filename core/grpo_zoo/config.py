@@ -103,12 +103,16 @@ class LossConfig(Section):
     sapo_temperature_pos: float = Field(1.0, gt=0, description="sapo: gate temperature for positive advantages")
     sapo_temperature_neg: float = Field(1.05, gt=0, description="sapo: gate temperature for other advantages")
 
-    @model_validator(mode="after")
-    def _gspo_is_sequence_level(self):
-        if self.type == "gspo" and "importance_sampling_level" in self.model_fields_set and self.importance_sampling_level != "sequence":
-            raise ValueError("loss.type = 'gspo' is grpo at importance_sampling_level = 'sequence'; "
-                             f"importance_sampling_level = {self.importance_sampling_level!r} contradicts it")
-        return self
+    @model_validator(mode="before")
+    @classmethod
+    def _gspo_is_sequence_level(cls, data):
+        # filled in before validation, so the resolved config (manifest, resume) says "sequence" too
+        if isinstance(data, dict) and data.get("type") == "gspo":
+            level = data.get("importance_sampling_level", "sequence")
+            if level != "sequence":
+                raise ValueError(f"loss.type = 'gspo' is grpo at importance_sampling_level = 'sequence'; {level!r} contradicts it")
+            data = {**data, "importance_sampling_level": "sequence"}
+        return data
 
 
 class TrainConfig(Section):
