@@ -119,10 +119,16 @@ def test_none_becomes_nan_in_its_column_only():
 
 def test_function_from_a_file_path(tmp_path):
     f = tmp_path / "my_rewards.py"
-    f.write_text("def short(completions, **kw):\n    return [-float(len(c)) for c in completions]\n")
+    f.write_text("def short(completions, log_metric, log_extra, **kw):\n"
+                 "    log_metric('short/calls', 1.0)\n"
+                 "    log_extra('short/text', [c.upper() for c in completions])\n"
+                 "    return [-float(len(c)) for c in completions]\n")
     ctx = _ctx([f"{f}:short"])
-    cols = ctx.hooks.rewards(ctx, _rollouts(TASKS[:1]))
+    r = _rollouts(TASKS[:1])
+    cols = ctx.hooks.rewards(ctx, r)
     assert cols["short"].tolist() == [-16.0, -7.0]
+    assert r.metrics == {"short/calls": 1.0}  # log_metric -> the step's metrics
+    assert r.extras["reward_log_extra"] == {"short/text": ["THE ANSWER IS 12", "NO IDEA"]}
 
 
 def test_bad_functions_are_clear_errors(tmp_path):
