@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import functools
+import hashlib
 import importlib
 import importlib.util
 import inspect
@@ -49,7 +50,8 @@ def check_spec(spec: str) -> str:
 @functools.lru_cache(maxsize=None)
 def _load_file(path: str):
     """A ``.py`` file as a module, once per process (its top level runs once, as an import would)."""
-    name = "grpo_zoo_rewards_" + str(abs(hash(path)))
+    # a stable, unique module name: the file's stem plus a digest of its path (str hash() is salted per process)
+    name = f"grpo_zoo_rewards_{Path(path).stem}_{hashlib.sha1(path.encode()).hexdigest()[:8]}"
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # dataclasses and pickling look modules up by name
