@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -102,17 +102,6 @@ class LossConfig(Section):
     kl_bias_correction: bool = Field(True, description="multiply the k3 KL by the importance ratio (TRL 1.16's default)")
     sapo_temperature_pos: float = Field(1.0, gt=0, description="sapo: gate temperature for positive advantages")
     sapo_temperature_neg: float = Field(1.05, gt=0, description="sapo: gate temperature for other advantages")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _gspo_is_sequence_level(cls, data):
-        # filled in before validation, so the resolved config (manifest, resume) says "sequence" too
-        if isinstance(data, dict) and data.get("type") == "gspo":
-            level = data.get("importance_sampling_level", "sequence")
-            if level != "sequence":
-                raise ValueError(f"loss.type = 'gspo' is grpo at importance_sampling_level = 'sequence'; {level!r} contradicts it")
-            data = {**data, "importance_sampling_level": "sequence"}
-        return data
 
 
 class TrainConfig(Section):
