@@ -30,7 +30,10 @@ from grpo_zoo.types import LossInputs, Rollouts, Task  # noqa: E402
 
 TOL = dict(rtol=1e-6, atol=1e-6)
 
-LOSS_TYPES = ["grpo", "dapo", "dr_grpo", "bnpo", "gspo"]
+LOSS_TYPES = ["grpo", "dapo", "dr_grpo", "bnpo", "gspo", "cispo", "sapo"]
+# loss types whose importance ratio may be per token or per sequence (gspo is always per sequence)
+LEVEL_TYPES = ["grpo", "dapo", "dr_grpo", "bnpo", "cispo", "sapo"]
+SAPO_TEMPS = dict(sapo_temperature_pos=0.9, sapo_temperature_neg=1.3)  # not TRL's defaults: the two must differ
 
 
 def test_trl_version():
@@ -46,10 +49,14 @@ def _accelerator():
     return Accelerator(cpu=True)
 
 
-def _trl_loss_trainer(loss_type: str, beta: float, eps_low: float, eps_high: float, max_len: int, ga_steps: int = 1):
-    """A GRPOTrainer shell with just what compute_loss reads (no model, no __init__)."""
+def _trl_loss_trainer(
+    loss_type: str, beta: float, eps_low: float, eps_high: float, max_len: int, ga_steps: int = 1, level=None, bias_kl=True
+):
+    """A GRPOTrainer shell with just what compute_loss reads (no model, no __init__).
+
+    ``bias_kl`` is TRL's use_bias_correction_kl (default True in TRL 1.16)."""
     tr = object.__new__(GRPOTrainer)
-    level = "sequence" if loss_type == "gspo" else "token"
+    level = "sequence" if loss_type == "gspo" else (level or "token")
     tr.loss_type = "grpo" if loss_type == "gspo" else loss_type
     tr.importance_sampling_level = level
     tr.epsilon_low, tr.epsilon_high, tr.beta = eps_low, eps_high, beta
@@ -66,9 +73,10 @@ def _trl_loss_trainer(loss_type: str, beta: float, eps_low: float, eps_high: flo
     tr.state = SimpleNamespace(global_step=0)
     tr.args = SimpleNamespace(
         delta=None,
-        use_bias_correction_kl=False,
+        use_bias_correction_kl=bias_kl,
         steps_per_generation=ga_steps,
         report_to=[],
+        **SAPO_TEMPS,
     )
     tr._metrics = {"train": defaultdict(list), "eval": defaultdict(list)}
     return tr
@@ -97,14 +105,20 @@ def _trl_loss(tr, logp, old_logp, ref_logp, adv, mask, num_items_in_batch):
         inputs["old_per_token_logps"] = old_logp
     if ref_logp is not None:
         inputs["ref_per_token_logps"] = ref_logp
-    logged = len(tr._metrics["train"]["clip_ratio/region_mean"])
+    # each loss family logs its own figure: proof that TRL took the branch of this loss type
+    metric = {"cispo": "cispo_clip_ratio", "sapo": "entropy"}.get(tr.loss_type, "clip_ratio/region_mean")
+    logged = len(tr._metrics["train"][metric])
     loss = tr.compute_loss(SimpleNamespace(training=True), inputs)
-    assert len(tr._metrics["train"]["clip_ratio/region_mean"]) == logged + 1, "TRL's clipped-loss branch ran"
+    assert len(tr._metrics["train"][metric]) == logged + 1, "TRL's branch for this loss type ran"
+    if tr.loss_type == "sapo":
+        assert len(tr._metrics["train"]["clip_ratio/region_mean"]) == 0, "sapo took the clipped branch"
     loss.backward()
     return loss.detach(), leaf.grad
 
 
-def _zoo_ctx(loss_type, beta, eps_low, eps_high, num_iterations=1, **advantage):
+def _zoo_ctx(loss_type, beta, eps_low, eps_high, num_iterations=1, loss_options=None, **advantage):
+    """``loss_options``: extra [loss] keys (importance_sampling_level, kl_bias_correction); unset keys keep
+    grpo-zoo's defaults, which must be TRL's."""
     cfg = merge(
         BASE_CONFIG,
         {
@@ -114,6 +128,8 @@ def _zoo_ctx(loss_type, beta, eps_low, eps_high, num_iterations=1, **advantage):
                 "epsilon_low": eps_low,
                 "epsilon_high": eps_high,
                 "num_iterations": num_iterations,
+                **SAPO_TEMPS,
+                **(loss_options or {}),
             },
             "advantage": advantage,
         },
@@ -170,24 +186,83 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("loss_type", LOSS_TYPES)
-@pytest.mark.parametrize("beta,off_policy,eps_low,eps_high,empty_row", CASES)
-def test_loss_matches_trl(loss_type, beta, off_policy, eps_low, eps_high, empty_row):
+def _check_against_trl(loss_type, beta, off_policy, eps_low, eps_high, empty_row, level=None, bias_kl=None):
+    """TRL and grpo-zoo on three random batches. ``level``/``bias_kl`` None: both sides at their defaults."""
     max_len = 9  # max_completion_length > T: dr_grpo's normalizer is the configured length, not the pad width
+    options = {}
+    if level is not None:
+        options["importance_sampling_level"] = level
+    if bias_kl is not None:
+        options["kl_bias_correction"] = bias_kl
+    trl_kwargs = {"level": level} | ({} if bias_kl is None else {"bias_kl": bias_kl})
     for seed in range(3):
         logp, old, ref, adv, mask = _random_batch(seed, off_policy=off_policy, with_ref=beta > 0, empty_row=empty_row)
-        tr = _trl_loss_trainer(loss_type, beta, eps_low, eps_high, max_len)
+        tr = _trl_loss_trainer(loss_type, beta, eps_low, eps_high, max_len, **trl_kwargs)
         trl_loss, trl_grad = _trl_loss(tr, logp, old, ref, adv, mask, num_items_in_batch=mask.sum())
-        ctx = _zoo_ctx(loss_type, beta, eps_low, eps_high, num_iterations=2 if off_policy else 1)
+        ctx = _zoo_ctx(loss_type, beta, eps_low, eps_high, num_iterations=2 if off_policy else 1, loss_options=options)
         B = mask.shape[0]
         zoo_loss, zoo_grad = _zoo_loss(ctx, logp, old, ref, adv, mask, mask.sum(), B, max_len)
         assert trl_loss.dtype == torch.float64 and zoo_loss.dtype == torch.float64
         torch.testing.assert_close(zoo_loss, trl_loss, **TOL)
         torch.testing.assert_close(zoo_grad, trl_grad, **TOL)
         assert trl_grad.abs().sum() > 0, "degenerate case: no gradient"
-        if off_policy:  # the clip branches are really exercised
+        if off_policy and (level or "token") == "token" and loss_type != "cispo":  # the clip branches are exercised
             ratio = torch.exp(logp - old)[mask]
             assert ((ratio < 1 - eps_low) | (ratio > 1 + eps_high)).any()
+        if off_policy and loss_type == "cispo":  # some ratios are capped at epsilon_high, some not
+            ratio = torch.exp(logp - old)[mask]
+            assert (ratio > eps_high).any() and (ratio < eps_high).any()
+
+
+@pytest.mark.parametrize("loss_type", LOSS_TYPES)
+@pytest.mark.parametrize("beta,off_policy,eps_low,eps_high,empty_row", CASES)
+def test_loss_matches_trl(loss_type, beta, off_policy, eps_low, eps_high, empty_row):
+    """Both sides at their defaults (TRL 1.16: use_bias_correction_kl=True, importance_sampling_level="token")."""
+    if loss_type == "cispo":
+        eps_high = 1.0 + eps_high  # cispo's epsilon_high is the ratio cap itself (TRL recommends 5.0)
+    _check_against_trl(loss_type, beta, off_policy, eps_low, eps_high, empty_row)
+
+
+@pytest.mark.parametrize("loss_type", LOSS_TYPES)
+@pytest.mark.parametrize("beta,off_policy,eps_low,eps_high,empty_row", [c for c in CASES if c[0] > 0])
+def test_loss_matches_trl_without_kl_bias_correction(loss_type, beta, off_policy, eps_low, eps_high, empty_row):
+    _check_against_trl(loss_type, beta, off_policy, eps_low, 1.2 if loss_type == "cispo" else eps_high, empty_row, bias_kl=False)
+
+
+@pytest.mark.parametrize("loss_type", LEVEL_TYPES)
+@pytest.mark.parametrize("bias_kl", [True, False])
+@pytest.mark.parametrize("beta,off_policy,eps_low,eps_high,empty_row", [CASES[1], CASES[3], CASES[4]])
+def test_sequence_level_matches_trl(loss_type, bias_kl, beta, off_policy, eps_low, eps_high, empty_row):
+    """importance_sampling_level = "sequence" with every loss type, as TRL allows."""
+    if beta == 0 and not bias_kl:
+        pytest.skip("the KL option has no effect at beta = 0")
+    _check_against_trl(
+        loss_type, beta, off_policy, eps_low, 1.1 if loss_type == "cispo" else eps_high, empty_row, "sequence", bias_kl
+    )
+
+
+def test_kl_bias_correction_default_is_trls():
+    from grpo_zoo.config import LossConfig
+
+    assert LossConfig().kl_bias_correction is GRPOConfig.__dataclass_fields__["use_bias_correction_kl"].default
+    assert LossConfig().importance_sampling_level == GRPOConfig.__dataclass_fields__["importance_sampling_level"].default
+    assert LossConfig().sapo_temperature_pos == GRPOConfig.__dataclass_fields__["sapo_temperature_pos"].default
+    assert LossConfig().sapo_temperature_neg == GRPOConfig.__dataclass_fields__["sapo_temperature_neg"].default
+
+
+def test_gspo_alias_is_sequence_level():
+    """type = "gspo" is grpo at sequence level whatever importance_sampling_level says (no state to go stale
+    when a plugin or test assigns loss.type)."""
+    # the alias and its spelled-out form give the same numbers
+    logp, old, ref, adv, mask = _random_batch(5, off_policy=True, with_ref=True)
+    seq = _zoo_ctx("grpo", 0.04, 0.2, 0.2, 2, loss_options={"importance_sampling_level": "sequence"})
+    want = _zoo_loss(seq, logp, old, ref, adv, mask, mask.sum(), 6, 9)
+    for level in ("token", "sequence"):
+        gspo = _zoo_ctx("gspo", 0.04, 0.2, 0.2, 2, loss_options={"importance_sampling_level": level})
+        got = _zoo_loss(gspo, logp, old, ref, adv, mask, mask.sum(), 6, 9)
+        torch.testing.assert_close(got, want, rtol=0, atol=0)
+    token = _zoo_loss(_zoo_ctx("grpo", 0.04, 0.2, 0.2, 2), logp, old, ref, adv, mask, mask.sum(), 6, 9)
+    assert not torch.allclose(token[0], want[0])  # the two levels differ on this batch
 
 
 @pytest.mark.parametrize("loss_type", LOSS_TYPES)
@@ -196,8 +271,9 @@ def test_loss_matches_trl_with_gradient_accumulation(loss_type):
     beta, max_len = 0.04, 9
     logp, old, ref, adv, mask = _random_batch(7, B=8, off_policy=True, with_ref=True)
     halves = [slice(0, 4), slice(4, 8)]
-    tr = _trl_loss_trainer(loss_type, beta, 0.2, 0.2, max_len, ga_steps=2)
-    ctx = _zoo_ctx(loss_type, beta, 0.2, 0.2, num_iterations=2)
+    eps_high = 1.2 if loss_type == "cispo" else 0.2
+    tr = _trl_loss_trainer(loss_type, beta, 0.2, eps_high, max_len, ga_steps=2)
+    ctx = _zoo_ctx(loss_type, beta, 0.2, eps_high, num_iterations=2)
     total_tokens, total_seqs = mask.sum(), mask.shape[0]
     trl_total, zoo_total = 0.0, 0.0
     trl_grads, zoo_grads = [], []

@@ -34,7 +34,7 @@ class RunSection(Section):
 
 
 class TaskConfig(Section):
-    source: Literal["reasoning_gym", "file"] = "reasoning_gym"
+    source: Literal["reasoning_gym", "file", "hf"] = "reasoning_gym"
     name: str = Field("basic_arithmetic", description="reasoning-gym generator name")
     params: dict[str, Any] = Field(default_factory=dict, description="generator parameters")
     size: int = Field(256, ge=1, description="tasks to generate (reasoning_gym)")
@@ -43,6 +43,9 @@ class TaskConfig(Section):
     answer_column: str = "answer"
     system_prompt: str | None = None
     shuffle: bool = True
+    split: str = Field("train", description="source = hf (and DatasetDict folders): the split to read")
+    config_name: str | None = Field(None, description="source = hf: the dataset configuration (load_dataset's name=)")
+    data_files: str | list[str] | dict[str, str | list[str]] | None = Field(None, description="source = hf: load_dataset's data_files=")
 
     @model_validator(mode="after")
     def _file_needs_path(self):
@@ -82,14 +85,29 @@ class SamplingConfig(Section):
     endpoint: EndpointConfig = Field(default_factory=EndpointConfig)
 
 
+class RewardModelConfig(Section):
+    path: str = Field(description="local folder or hub id in the local cache of a sequence-classification model")
+    name: str | None = Field(None, description="column name; default: the last part of path")
+    batch_size: int = Field(16, ge=1, description="texts scored per forward pass")
+
+
 class RewardConfig(Section):
     builtin: list[Literal["correct", "format", "length"]] = Field(default_factory=lambda: ["correct"])
     weights: dict[str, float] = Field(default_factory=dict, description="column -> weight (default 1.0)")
     format_regex: str = Field(r"(?s)<answer>.+?</answer>", description="what the format reward looks for")
     length_target: int = Field(64, ge=1, description="tokens at which the length reward reaches 0")
+    functions: list[str] = Field(default_factory=list, description="TRL-style reward functions, 'package.module:function'")
+    models: list[RewardModelConfig] = Field(default_factory=list, description="sequence-classification reward models")
     on_nonfinite: Literal["error", "drop_group", "zero"] = Field(
         "error", description="a NaN/inf reward: stop with an error, drop its group, or count it as 0"
     )
+
+    @field_validator("functions")
+    @classmethod
+    def _function_specs(cls, specs):
+        from .reward_functions import check_spec
+
+        return [check_spec(s) for s in specs]
 
     @field_validator("format_regex")
     @classmethod
@@ -109,11 +127,17 @@ class AdvantageConfig(Section):
 
 
 class LossConfig(Section):
-    type: Literal["grpo", "dapo", "dr_grpo", "bnpo", "gspo"] = "grpo"
+    type: Literal["grpo", "dapo", "dr_grpo", "bnpo", "gspo", "cispo", "sapo"] = "grpo"
     epsilon_low: float = Field(0.2, ge=0)
     epsilon_high: float = Field(0.2, ge=0)
     beta: float = Field(0.0, ge=0)
     num_iterations: int = Field(1, ge=1)
+    importance_sampling_level: Literal["token", "sequence"] = Field(
+        "token", description="one importance ratio per token, or per sequence (GSPO); type = 'gspo' implies 'sequence'"
+    )
+    kl_bias_correction: bool = Field(True, description="multiply the k3 KL by the importance ratio (TRL 1.16's default)")
+    sapo_temperature_pos: float = Field(1.0, gt=0, description="sapo: gate temperature for positive advantages")
+    sapo_temperature_neg: float = Field(1.05, gt=0, description="sapo: gate temperature for other advantages")
 
 
 class TrainConfig(Section):

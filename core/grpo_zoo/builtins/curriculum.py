@@ -6,12 +6,15 @@ saved position; the state dict keeps the epoch counter for reporting.
 import torch
 
 from ..hookspecs import hookimpl
+from ..hf_tasks import hf_tasks, is_dataset_dict_folder
 from ..tasks import file_tasks, reasoning_gym_tasks
 
 
 @hookimpl(trylast=True)
 def zoo_task_source(ctx):
     t = ctx.config.task
+    if t.source == "hf" or (t.source == "file" and is_dataset_dict_folder(t.path)):  # DatasetDict: task.split
+        return hf_tasks(t)
     if t.source == "file":
         if not t.path:
             raise ValueError("task.source = 'file' needs task.path")

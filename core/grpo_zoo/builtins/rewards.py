@@ -5,6 +5,7 @@ import torch
 
 from ..answers import answers_match, extract_answer
 from ..hookspecs import hookimpl
+from ..reward_functions import configured_columns
 
 
 def correctness(task, text: str) -> float:
@@ -26,4 +27,6 @@ def zoo_reward(ctx, rollouts):
         cols["format"] = [1.0 if pattern.search(t) else 0.0 for t in rollouts.completion_text]
     if "length" in cfg.builtin:
         cols["length"] = [max(0.0, 1.0 - len(c) / cfg.length_target) for c in rollouts.completion_ids]
-    return {k: torch.tensor(v, dtype=torch.float32) for k, v in cols.items()}
+    out = {k: torch.tensor(v, dtype=torch.float32) for k, v in cols.items()}
+    out.update(configured_columns(ctx, rollouts, taken=out))  # [reward] functions and [[reward.models]]
+    return out

@@ -10,6 +10,7 @@ from ..errors import RunFolderError
 from ..plugins import plugin_version
 from .durable import append_lines, atomic_write_text, dumps, warn
 from .durable import read_jsonl as _read_jsonl
+from ..reward_functions import manifest_entries
 
 
 def new_run_dir(root: str | Path = "runs") -> Path:
@@ -49,6 +50,7 @@ def write_manifest(ctx, path: Path) -> None:
         "plugins": plugins,
         "python": platform.python_version(),
         "versions": library_versions(),
+        "reward_functions": manifest_entries(ctx),  # resolved: a config can import code, say which
     }
     engine = getattr(ctx, "engine", None)
     if engine is not None and hasattr(engine, "paths"):

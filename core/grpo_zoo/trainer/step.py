@@ -59,7 +59,7 @@ def split_for_rank(ctx, ordered: list[int]) -> list[int]:
     return ordered[rank * n // size : (rank + 1) * n // size]
 
 
-_GLOBAL_NORMALIZERS = ("grpo", "dapo", "dr_grpo", "gspo")
+_GLOBAL_NORMALIZERS = ("grpo", "dapo", "dr_grpo", "gspo", "cispo", "sapo")
 _LOSS_HOOKS = ("zoo_policy_loss", "zoo_aggregate_loss", "zoo_kl")
 
 
