@@ -249,3 +249,25 @@ def test_arguments_have_the_shape_trl_gives(tmp_path, chat):
     for key in ("prompts", "completions", "completion_ids", "solution", "level"):
         assert ours[key] == theirs[key], key
     assert type(ours["trainer_state"]) is type(theirs["trainer_state"])
+
+
+@pytest.mark.parametrize("policy", ["error", "drop_group"])
+def test_none_follows_reward_on_nonfinite(tmp_path, policy):
+    """TRL's convention: a function may return None for a rollout it cannot score. With
+    reward.on_nonfinite = "drop_group" its group leaves the step and training goes on with finite
+    weights; with the default ("error") the run stops naming the column."""
+    data = tmp_path / "data.jsonl"
+    data.write_text("".join(json.dumps({"prompt": f"Say {k}.", "answer": str(k)}) + "\n" for k in range(4)))
+
+    def picky(prompts, completions, **kwargs):  # cannot score the prompt "Say 0."
+        return [None if p == "Say 0." else float(len(c) % 3) for p, c in zip(prompts, completions)]
+
+    config = merge(BASE_CONFIG, {"task": {"source": "hf", "path": str(data), "shuffle": False},
+                                 "reward": {"builtin": [], "on_nonfinite": policy}, "train": {"steps": 1}})
+    if policy == "error":
+        with pytest.raises(Exception, match="picky"):
+            grpo_zoo.train(config, reward_funcs=[picky], out=str(tmp_path / "run"), progress=False)
+        return
+    metrics, run_dir = grpo_zoo.train(config, reward_funcs=[picky], out=str(tmp_path / "run"), progress=False)
+    assert metrics["nonfinite/dropped_groups"] >= 1
+    assert math.isfinite(metrics["reward/picky/mean"])
