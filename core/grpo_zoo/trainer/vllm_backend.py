@@ -18,13 +18,13 @@ import torch
 
 from ..types import RolloutRequest, Rollouts
 
-_KEY = "vllm_generation"
+_KEY = "_zoo_vllm_generation"  # on the context object: ctx.info is checkpointed, an engine does not pickle
 
 
 def generation(ctx):
     """This run's TRL ``VLLMGeneration`` (built on first use)."""
-    if _KEY in ctx.info:
-        return ctx.info[_KEY]
+    if getattr(ctx, _KEY, None) is not None:
+        return getattr(ctx, _KEY)
     try:
         from trl.generation.vllm_generation import VLLMGeneration
     except ImportError as exc:
@@ -37,7 +37,7 @@ def generation(ctx):
 
     cfg = ctx.config.sampling
     acc = ctx.accelerator or Accelerator()  # one process: accelerate's shared state, as the trainer's
-    ctx.info[_KEY] = VLLMGeneration(
+    vg = VLLMGeneration(
         model=acc.unwrap_model(ctx.engine.model),
         accelerator=acc,
         processing_class=ctx.engine.tokenizer,
@@ -51,7 +51,8 @@ def generation(ctx):
         max_completion_length=cfg.max_new_tokens,
         logprobs=0,  # the sampled token's own log-prob
     )
-    return ctx.info[_KEY]
+    setattr(ctx, _KEY, vg)
+    return vg
 
 
 def generate_vllm(ctx, request: RolloutRequest) -> Rollouts:
@@ -97,5 +98,5 @@ def generate_vllm(ctx, request: RolloutRequest) -> Rollouts:
 
 def sync_weights(ctx) -> None:
     """Copy the updated policy into the colocated engine (every rank; TRL gathers sharded weights)."""
-    if _KEY in ctx.info:
-        ctx.info[_KEY].sync_weights()
+    if getattr(ctx, _KEY, None) is not None:
+        getattr(ctx, _KEY).sync_weights()

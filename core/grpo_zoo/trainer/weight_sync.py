@@ -37,7 +37,10 @@ from pathlib import Path
 
 from ..hookspecs import hookimpl
 
-_KEY = "weight_sync"
+# Per-run state lives on the context object, not in ctx.info (checkpointed: threads and sockets
+# do not pickle, and a resumed run must push again).
+_KEY = "_zoo_weight_sync"
+_FIRST = "_zoo_weight_sync_pushed"
 _KEEP = 2  # checkpoint folders kept on disk: the loaded one and the one being pushed
 
 
@@ -155,9 +158,9 @@ def syncer(ctx):
     cfg = ctx.config.sampling
     if cfg.backend != "openai" or cfg.endpoint.sync == "none" or not is_main(ctx) or ctx.engine is None:
         return None
-    if _KEY not in ctx.info:
-        ctx.info[_KEY] = DiskSync(ctx) if cfg.endpoint.sync == "disk" else NcclSync(ctx)
-    return ctx.info[_KEY]
+    if getattr(ctx, _KEY, None) is None:
+        setattr(ctx, _KEY, DiskSync(ctx) if cfg.endpoint.sync == "disk" else NcclSync(ctx))
+    return getattr(ctx, _KEY)
 
 
 def _barrier(ctx) -> None:
@@ -176,9 +179,8 @@ def before_sampling(ctx) -> int | None:
     if cfg.backend != "openai" or cfg.endpoint.sync == "none":
         return 0  # the server keeps the weights it started with
     sync = syncer(ctx)
-    first = ctx.info.get(_KEY + "/first", True)
-    if first:
-        ctx.info[_KEY + "/first"] = False
+    if not getattr(ctx, _FIRST, False):
+        setattr(ctx, _FIRST, True)
         if sync is not None:
             sync.push(unwrapped(ctx), ctx.step)
             sync.wait()
@@ -220,7 +222,8 @@ def zoo_after_update(ctx, step):
 
 @hookimpl
 def zoo_run_end(ctx, metrics):
-    sync = ctx.info.pop(_KEY, None)
+    sync = getattr(ctx, _KEY, None)
+    setattr(ctx, _KEY, None)
     if sync is not None:
         sync.wait()
         sync.close()
