@@ -20,6 +20,7 @@ import torch
 
 from grpo_zoo.fake_endpoint import ModelEndpoint
 from grpo_zoo.hookspecs import hookimpl
+from grpo_zoo.testing import KitReward
 from grpo_zoo.trainer.loop import train
 from grpo_zoo.trainer.openai_backend import Client
 
@@ -54,7 +55,8 @@ def run(sync: str, out: Path) -> list[dict]:
             "loss": {"behavior_correction": "token_truncate"},
             "train": {"steps": STEPS, "prompts_per_step": 4, "lr": 1e-2, "samples_per_step": 0},
         }
-        train(cfg, out=str(out), progress=False, extra_plugins={"probe": probe})
+        # the test kit's reward (even token ids) gives mixed rewards, so the random model does move
+        train(cfg, out=str(out), progress=False, extra_plugins={"probe": probe, "kit_reward": KitReward()})
         rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     return [{"step": r["step"], "server_gap_after_update": g, **{k: r.get(k) for k in KEYS}}
             for r, g in zip(rows, probe.gaps)]
@@ -70,7 +72,7 @@ def main() -> None:
     print(f"{'sync':5} {'step':>4} " + " ".join(f"{c.split('/', 1)[-1][:16]:>16}" for c in cols))
     for sync, rows in results.items():
         for r in rows:
-            print(f"{sync:5} {r['step']:>4} " + " ".join(f"{r[c]:>16.3g}" for c in cols))
+            print(f"{sync:5} {r['step']:>4} " + " ".join(f"{r[c] if r[c] is not None else float('nan'):>16.3g}" for c in cols))
     print(json.dumps(results), file=sys.stdout)
 
 

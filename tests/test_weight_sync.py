@@ -83,9 +83,9 @@ def test_without_sync_the_server_drifts_and_the_metrics_show_it(zoo_train_step, 
 
 @pytest.mark.parametrize("bound", [0, 1])
 def test_staleness_bound_is_respected(zoo_train_step, server, tmp_path, bound):
-    server.reload_delay_s = 2.0  # a slow server: background pushes finish steps later
+    server.reload_delay_s = 4.0  # a slow server (a step here takes ~1 s): background pushes finish steps later
     cfg = config(server, "disk", max_staleness=bound)
-    res = zoo_train_step(config=cfg, steps=4, run_dir=tmp_path / "run")
+    res = zoo_train_step(config=cfg, steps=3, run_dir=tmp_path / "run")
     staleness = [m["sampling/staleness"] for m in res.metrics]
     assert max(staleness) <= bound
     if bound:  # the trainer did not wait for every push
@@ -116,3 +116,35 @@ def test_reload_rejects_a_foreign_checkpoint(server, tmp_path):
 
     with pytest.raises(EndpointError, match="unexpected"):
         c.post("collective_rpc", {"method": "reload_weights", "kwargs": {"weights_path": str(tmp_path / "bad")}})
+
+
+class LaggingSync:
+    """A syncer whose pushes finish only when someone waits for them (a very slow server)."""
+
+    def __init__(self):
+        self.version, self.queued, self.waits = 0, 0, 0
+
+    def push(self, model, version):
+        self.queued = version
+
+    def wait(self):
+        self.waits += 1
+        self.version = self.queued
+
+
+@pytest.mark.parametrize("bound, waits", [(0, 3), (1, 1), (3, 0)])
+def test_sampling_waits_only_when_the_server_is_too_far_behind(zoo_context, bound, waits):
+    from grpo_zoo.trainer import weight_sync
+
+    ctx = zoo_context(config={"sampling": {"backend": "openai", "max_staleness": bound,
+                                           "endpoint": {"sync": "disk"}}})
+    ctx.engine = object()  # a trainer is present; the syncer below stands in for the server
+    sync = LaggingSync()
+    setattr(ctx, weight_sync._KEY, sync)
+    setattr(ctx, weight_sync._FIRST, True)
+    for step in range(4):
+        ctx.step = step
+        version = weight_sync.before_sampling(ctx)
+        assert 0 <= step - version <= bound
+        sync.push(None, step + 1)  # zoo_after_update with max_staleness > 0: no wait
+    assert sync.waits == waits
