@@ -56,9 +56,9 @@ def generation(ctx):
 
 
 def generate_vllm(ctx, request: RolloutRequest) -> Rollouts:
+    vg = generation(ctx)  # raises a clear error without vLLM or CUDA
     from vllm import SamplingParams
 
-    vg = generation(ctx)
     cfg, engine = ctx.config.sampling, ctx.engine
     texts = [engine.render(p) for p in request.prompts]
     encoded = [engine.encode(t) for t in texts]
