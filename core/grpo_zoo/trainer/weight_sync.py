@@ -85,6 +85,8 @@ class DiskSync:
         self.pushes = 0
 
     def push(self, model, version: int) -> Future:
+        if self.pending is not None and self.pending.done():
+            self.pending.result()  # a background push failed: say so now, not at the end of the run
         path = save_atomically(model, self.dir / f"v{version:06d}")  # on the caller's thread: these weights
         self.pending = self.pool.submit(self._load, path, version)
         return self.pending
@@ -185,8 +187,8 @@ def before_sampling(ctx) -> int | None:
             sync.push(unwrapped(ctx), ctx.step)
             sync.wait()
         _barrier(ctx)
-    if sync is None:
-        return ctx.step if cfg.max_staleness == 0 else None
+    if sync is None:  # another rank (the main one pushed, then all met at a barrier), or no trainer: unknown
+        return ctx.step if cfg.max_staleness == 0 and ctx.engine is not None else None
     need = ctx.step - cfg.max_staleness
     if sync.version is None or sync.version < need:
         sync.wait()  # pushes finish in order: after the last one the server holds the newest version
