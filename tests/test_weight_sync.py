@@ -148,3 +148,26 @@ def test_sampling_waits_only_when_the_server_is_too_far_behind(zoo_context, boun
         assert 0 <= step - version <= bound
         sync.push(None, step + 1)  # zoo_after_update with max_staleness > 0: no wait
     assert sync.waits == waits
+
+
+class Recorder:
+    """Sees every update: the step, and whether the weights already changed when it runs."""
+
+    def __init__(self):
+        self.calls, self.before = [], None
+
+    @hookimpl(wrapper=True)
+    def zoo_rollout(self, ctx, request):
+        self.before = [p.detach().clone() for p in ctx.engine.model.parameters()]
+        return (yield)
+
+    @hookimpl
+    def zoo_after_update(self, ctx, step):
+        moved = any(not torch.equal(a, b) for a, b in zip(self.before, ctx.engine.model.parameters()))
+        self.calls.append((step, moved))
+
+
+def test_after_update_runs_once_per_step_after_the_optimizer_step(zoo_train_step):
+    rec = Recorder()
+    zoo_train_step(plugins={"rec": rec}, config={"train": {"lr": 1e-2}}, steps=2)
+    assert rec.calls == [(0, True), (1, True)]
