@@ -167,8 +167,10 @@ def test_generate_fills_rollouts(zoo_context, server, tokenizer, monkeypatch):
     for ids, text in zip(out.completion_ids, out.completion_text):
         assert ids[-1] == eos  # the stop token is trained on, as with the local backend
         assert ids[:-1] == tokenizer(text, add_special_tokens=False)["input_ids"]
-    # this server leaves the stop token out of its tokens: its log-prob is unknown, so none are kept
-    assert out.sample_logp is None
+    # this server leaves the stop token out of its tokens: its log-prob is unknown (NaN: ratio 1 in the
+    # behaviour correction), the others are kept
+    for ids, lp in zip(out.completion_ids, out.sample_logp):
+        assert len(lp) == len(ids) and torch.isnan(lp[-1]) and (lp[:-1] == -0.25).all()
 
     posts = [r for r in server.requests if r["path"] == "/v1/completions"]
     assert sorted(r["n"] for r in posts) == [2, 3]

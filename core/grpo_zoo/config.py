@@ -60,6 +60,15 @@ class EndpointConfig(Section):
     api_key_env: str = "OPENAI_API_KEY"
     timeout_s: float = Field(120.0, gt=0)
     max_concurrency: int = Field(8, ge=1)
+    sync: Literal["none", "disk", "nccl"] = Field("none", description="how the trained weights reach the server")
+    sync_dir: str | None = Field(None, description="sync = disk: folder the server can read (default RUN/weight_sync)")
+    sync_group_port: int = Field(51216, ge=1, description="sync = nccl: port of the NCCL weight-update group")
+
+
+class VLLMConfig(Section):
+    gpu_memory_utilization: float = Field(0.3, gt=0, le=1, description="backend = vllm: GPU memory share of vLLM")
+    enable_sleep_mode: bool = Field(False, description="backend = vllm: free vLLM's memory between generations")
+    max_model_len: int | None = Field(None, ge=1, description="backend = vllm: context length (default: the model's)")
 
     @field_validator("api_key_env")
     @classmethod
@@ -80,9 +89,11 @@ class SamplingConfig(Section):
     top_p: float = Field(1.0, gt=0, le=1)
     top_k: int = Field(0, ge=0)
     max_new_tokens: int = Field(128, ge=1)
-    backend: Literal["transformers", "openai"] = "transformers"
+    backend: Literal["transformers", "openai", "vllm"] = "transformers"
     batch_size: int = Field(64, ge=1, description="sequences per generate() call")
     endpoint: EndpointConfig = Field(default_factory=EndpointConfig)
+    max_staleness: int = Field(0, ge=0, description="steps a rollout's weights may lag the trainer's (0: wait for the push)")
+    vllm: VLLMConfig = Field(default_factory=VLLMConfig)
 
 
 class RewardModelConfig(Section):
@@ -138,6 +149,11 @@ class LossConfig(Section):
     kl_bias_correction: bool = Field(True, description="multiply the k3 KL by the importance ratio (TRL 1.16's default)")
     sapo_temperature_pos: float = Field(1.0, gt=0, description="sapo: gate temperature for positive advantages")
     sapo_temperature_neg: float = Field(1.05, gt=0, description="sapo: gate temperature for other advantages")
+    behavior_correction: Literal["none", "token_truncate", "token_mask", "sequence_truncate", "sequence_mask"] = Field(
+        "none", description="importance weights for the sampler/trainer mismatch (TRL's vllm_importance_sampling_mode)"
+    )
+    behavior_cap: float | None = Field(3.0, gt=0, description="upper bound of the behaviour ratio (TRL's clip_max)")
+    behavior_cap_min: float | None = Field(None, ge=0, description="lower bound of the behaviour ratio (TRL's clip_min)")
 
 
 class TrainConfig(Section):

@@ -136,6 +136,9 @@ class Hooks:
     def run_end(self, ctx, metrics: dict) -> None:
         self._call("zoo_run_end", ctx=ctx, metrics=metrics)
 
+    def after_update(self, ctx, step: int) -> None:
+        self._call("zoo_after_update", ctx=ctx, step=step)
+
     def step_metrics(self, ctx, rollouts: Rollouts, step: int) -> dict[str, float]:
         merged: dict[str, float] = {}
         for part in self._call("zoo_step_metrics", ctx=ctx, rollouts=rollouts, step=step):

@@ -111,6 +111,12 @@ def zoo_step_metrics(ctx, rollouts, step):
 
 
 @hookspec
+def zoo_after_update(ctx, step):
+    """The policy was updated at training step ``step`` (after its last optimizer step), on every rank:
+    push the new weights to an inference server, refresh a second model, etc."""
+
+
+@hookspec
 def zoo_state_dict(ctx):
     """Return this plugin's state to checkpoint (a dict of tensors, numbers, strings, lists, tuples, dicts), or None."""
 

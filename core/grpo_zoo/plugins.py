@@ -25,6 +25,7 @@ BUILTIN_MODULES = {
     "builtin.advantage": "grpo_zoo.builtins.advantage",
     "builtin.loss": "grpo_zoo.builtins.loss",
     "builtin.cli": "grpo_zoo.builtins.cli",
+    "builtin.weight_sync": "grpo_zoo.trainer.weight_sync",
 }
 # Hooks where every plugin is called per plugin (state, config), never merged.
 PER_PLUGIN_HOOKS = {"zoo_config_model", "zoo_state_dict", "zoo_load_state_dict", "zoo_register_commands"}

@@ -70,7 +70,7 @@ class RolloutRequest:
 
 # Per-rollout fields: every list or tensor of length R (the rollout count).
 _PER_ROLLOUT = ("group", "prompt_text", "prompt_ids", "completion_ids", "completion_text", "sample_logp",
-                "behavior_prompt_ids", "in_loss")
+                "behavior_prompt_ids", "in_loss", "weight_version")
 
 
 @dataclass
@@ -103,6 +103,8 @@ class Rollouts:
     in_loss: torch.Tensor | None = None
     extras: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
+    # The policy version (optimizer steps taken) rollout i was sampled with, where the backend knows it.
+    weight_version: list[int] | None = None
 
     def __post_init__(self):
         self.group = torch.as_tensor(self.group, dtype=torch.long)
@@ -155,6 +157,7 @@ class Rollouts:
             in_loss=self.in_loss[idx],
             extras=dict(self.extras),
             metrics=dict(self.metrics),
+            weight_version=pick(self.weight_version),
         )
 
     def replace_groups(self, group_ids: list[int], new: "Rollouts") -> "Rollouts":
@@ -196,6 +199,7 @@ class Rollouts:
             in_loss=torch.cat([p.in_loss for p in parts]),
             extras=dict(first.extras),
             metrics=dict(first.metrics),
+            weight_version=None if any(p.weight_version is None for p in parts) else [v for p in parts for v in p.weight_version],
         )
 
 

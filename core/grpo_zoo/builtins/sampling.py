@@ -27,6 +27,12 @@ def zoo_generate(ctx, request):
         from ..trainer.openai_backend import generate_openai
 
         return generate_openai(ctx, request)
+    if ctx.config.sampling.backend == "vllm":
+        from ..trainer.vllm_backend import generate_vllm
+
+        return generate_vllm(ctx, request)
     if ctx.engine is None:
         raise RuntimeError("the transformers backend needs a loaded model (ctx.engine is None)")
-    return ctx.engine.generate(request, ctx.config.sampling, seed=ctx.sampling_seed(request))
+    out = ctx.engine.generate(request, ctx.config.sampling, seed=ctx.sampling_seed(request))
+    out.weight_version = [ctx.step] * len(out)  # sampled by the policy being trained: always current
+    return out

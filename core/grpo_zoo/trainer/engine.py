@@ -251,8 +251,7 @@ class Engine:
                             temperature=sampling.temperature, top_k=sampling.top_k, top_p=sampling.top_p, generator=gen,
                         )
                     else:
-                        comps = self._generate_hf(prompts, counts, sampling, eos, pad, gen)
-                        logps = [None] * len(comps)
+                        comps, logps = self._generate_hf(prompts, counts, sampling, eos, pad, gen)
                     k = 0
                     for g, n in chunk:
                         per_group[g] += list(zip(comps[k : k + n], logps[k : k + n]))
@@ -279,8 +278,10 @@ class Engine:
             sample_logp=[torch.tensor(lp, dtype=torch.float32) for lp in sample_logp] if has_logp else None,
         )
 
-    def _generate_hf(self, prompts, counts, sampling, eos, pad, gen) -> list[list[int]]:
-        """transformers ``generate`` for models the lean sampler does not handle (e.g. encoder-decoders)."""
+    def _generate_hf(self, prompts, counts, sampling, eos, pad, gen) -> tuple[list[list[int]], list[list[float]]]:
+        """transformers ``generate`` for models the lean sampler does not handle (e.g. encoder-decoders):
+        completions and the sampled tokens' log-probs under the temperature-scaled policy (from the
+        raw logits generate returns, as the lean sampler records them)."""
         model = self.model
         rows = [p for p, n in zip(prompts, counts) for _ in range(n)]
         plen = max(len(p) for p in rows)
@@ -301,8 +302,14 @@ class Engine:
             max_new_tokens=sampling.max_new_tokens,
             pad_token_id=pad,
             eos_token_id=eos,
+            output_logits=True,
+            return_dict_in_generate=True,
         )
-        return [_cut_at_eos(out[r, plen:].tolist(), eos) for r in range(len(rows))]
+        new = out.sequences[:, plen:]
+        logits = torch.stack(out.logits, 1).float() / sampling.temperature  # raw logits, one [R, V] per step
+        logp = torch.log_softmax(logits, -1).gather(-1, new[:, : logits.shape[1], None]).squeeze(-1)
+        comps = [_cut_at_eos(new[r].tolist(), eos) for r in range(len(rows))]
+        return comps, [logp[r, : len(c)].tolist() for r, c in enumerate(comps)]
 
     def _eos_ids(self) -> list[int]:
         ids = {self.tokenizer.eos_token_id}

@@ -11,8 +11,10 @@ tokenizer; per-token log-probs fill ``Rollouts.sample_logp`` when they line up
 with the ids. Without any tokenizer the chat endpoint ``{url}/chat/completions``
 is used instead and ids are left empty (scoring only, no training).
 
-Nothing is pushed to the server: keeping its weights in sync with the trained
-policy is the server's business (e.g. vLLM's weight-update endpoints).
+With ``endpoint.sync = "disk"`` or ``"nccl"`` the trained weights are pushed
+to the server after every update (see :mod:`.weight_sync`); every rollout
+records the weight version it was sampled with (``Rollouts.weight_version``).
+With ``sync = "none"`` the server keeps the weights it started with.
 """
 from __future__ import annotations
 
@@ -97,7 +99,8 @@ class Client:
             req = urllib.request.Request(url, data=data, headers=self.headers, method=method)
             try:
                 with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
-                    return json.loads(resp.read().decode())
+                    raw = resp.read().decode()
+                    return json.loads(raw) if raw.strip() else {}  # some control routes answer 200 with no body
             except urllib.error.HTTPError as exc:
                 detail = redact(exc.read().decode(errors="replace"), self._api_key)
                 if exc.code >= 500 and attempt < _RETRIES:
@@ -160,7 +163,7 @@ def _choice_tokens(choice: dict, tokenizer, text: str, eos_id: int | None) -> tu
         if not choice.get("stop_reason") or choice.get("stop_reason") == eos_id:
             ids = ids + [eos_id]
             if logps is not None and len(logps) == len(ids) - 1:
-                logps = None  # the stop token's log-prob is unknown
+                logps = list(logps) + [float("nan")]  # the stop token's log-prob is unknown: NaN, ratio 1
     if logps is not None and (len(logps) != len(ids) or any(x is None for x in logps)):
         logps = None
     return ids, logps
@@ -168,8 +171,11 @@ def _choice_tokens(choice: dict, tokenizer, text: str, eos_id: int | None) -> tu
 
 def generate_openai(ctx, request: RolloutRequest) -> Rollouts:
     """Unscored Rollouts for ``request`` from the configured OpenAI-compatible endpoint."""
+    from .weight_sync import before_sampling
+
     cfg = ctx.config.sampling
     ep = cfg.endpoint
+    version = before_sampling(ctx)  # pushes / waits per sampling.endpoint.sync and sampling.max_staleness
     tok = tokenizer_for(ctx)
     api_key = os.environ.get(ep.api_key_env) or None
     client = Client(ep.url, ep.timeout_s, api_key)
@@ -230,7 +236,7 @@ def generate_openai(ctx, request: RolloutRequest) -> Rollouts:
     sample_logp = None
     if logps and all(x is not None for x in logps):
         sample_logp = [torch.tensor(x, dtype=torch.float32) for x in logps]
-    return Rollouts(
+    out = Rollouts(
         tasks=list(request.tasks),
         group=torch.tensor(group, dtype=torch.long),
         prompt_text=prompt_text,
@@ -238,4 +244,9 @@ def generate_openai(ctx, request: RolloutRequest) -> Rollouts:
         completion_ids=completion_ids,
         completion_text=completion_text,
         sample_logp=sample_logp,
+        weight_version=None if version is None else [version] * len(group),
     )
+    if version is not None:
+        out.metrics["sampling/weight_version"] = float(version)
+        out.metrics["sampling/staleness"] = float(ctx.step - version)
+    return out

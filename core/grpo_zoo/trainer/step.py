@@ -7,6 +7,7 @@ import time
 
 import torch
 
+from ..behavior import BehaviorCorrection
 from ..segments import segment_all_equal
 from ..types import LossInputs, RolloutRequest, Rollouts
 from .distributed import gather_rollouts, shard_by_budget
@@ -139,6 +140,7 @@ def policy_update(ctx, rollouts: Rollouts, optimizer, scheduler) -> dict[str, fl
         return base
 
     stats = {"loss": 0.0, "kl": 0.0, "clip_frac": 0.0, "grad_norm": 0.0}
+    correction = BehaviorCorrection(cfg.loss, rollouts)  # behaviour log-probs vs old_logp (behavior.py)
     params = [p for p in engine.model.parameters() if p.requires_grad]
     for _ in range(cfg.loss.num_iterations):
         optimizer.zero_grad(set_to_none=True)
@@ -161,6 +163,9 @@ def policy_update(ctx, rollouts: Rollouts, optimizer, scheduler) -> dict[str, fl
                     num_micro_batches=max(real_batches, 1),
                 )
                 per_token = ctx.hooks.policy_loss(ctx, inputs)
+                is_weight = correction.weight(mb, inputs.old_logp, mask, weights[k])
+                if is_weight is not None:
+                    per_token = per_token * is_weight
                 if cfg.loss.beta > 0:
                     kl = ctx.hooks.kl(ctx, inputs)
                     per_token = per_token + cfg.loss.beta * kl
@@ -188,10 +193,12 @@ def policy_update(ctx, rollouts: Rollouts, optimizer, scheduler) -> dict[str, fl
         scheduler.step()
         stats["kl"] = kl_sum / max(tok_sum, 1.0)
         stats["clip_frac"] = clip_sum / max(tok_sum, 1.0)
+        correction.recording = False
     stats["loss"] /= cfg.loss.num_iterations
     if acc is not None:  # DDP averages the ranks' gradients: the step's loss is the mean of theirs
         stats["loss"] = float(acc.reduce(torch.tensor(stats["loss"], device=acc.device), reduction="mean"))
     stats["lr"] = scheduler.get_last_lr()[0]
+    stats.update(correction.metrics())
     return stats
 
 
@@ -206,6 +213,7 @@ def train_step(ctx, source, step: int, optimizer, scheduler) -> tuple[dict, Roll
     ctx.hooks.observe(ctx, rollouts)
     ctx.compute_advantages(rollouts)
     stats = policy_update(ctx, rollouts, optimizer, scheduler)
+    ctx.hooks.after_update(ctx, step)  # e.g. push the new weights to the inference server (weight_sync.py)
     t2 = time.perf_counter()
     metrics = step_metrics(ctx, rollouts, step, stats)
     metrics.update({"time/generate_s": t1 - t0, "time/train_s": t2 - t1, "time/step_s": t2 - t0})
