@@ -64,12 +64,6 @@ class EndpointConfig(Section):
     sync_dir: str | None = Field(None, description="sync = disk: folder the server can read (default RUN/weight_sync)")
     sync_group_port: int = Field(51216, ge=1, description="sync = nccl: port of the NCCL weight-update group")
 
-
-class VLLMConfig(Section):
-    gpu_memory_utilization: float = Field(0.3, gt=0, le=1, description="backend = vllm: GPU memory share of vLLM")
-    enable_sleep_mode: bool = Field(False, description="backend = vllm: free vLLM's memory between generations")
-    max_model_len: int | None = Field(None, ge=1, description="backend = vllm: context length (default: the model's)")
-
     @field_validator("api_key_env")
     @classmethod
     def _only_key_variables(cls, v: str) -> str:
@@ -81,6 +75,12 @@ class VLLMConfig(Section):
                 "its value is sent to sampling.endpoint.url"
             )
         return v
+
+
+class VLLMConfig(Section):
+    gpu_memory_utilization: float = Field(0.3, gt=0, le=1, description="backend = vllm: GPU memory share of vLLM")
+    enable_sleep_mode: bool = Field(False, description="backend = vllm: free vLLM's memory between generations")
+    max_model_len: int | None = Field(None, ge=1, description="backend = vllm: context length (default: the model's)")
 
 
 class SamplingConfig(Section):

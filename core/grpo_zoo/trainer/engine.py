@@ -179,7 +179,7 @@ class Engine:
         if self.lean_reason is not None:  # say it once, here, rather than fall back silently at every step
             warnings.warn(
                 f"grpo-zoo: the lean sampler and shared-prompt log-probs cannot run {type(model).__name__}: "
-                f"{self.lean_reason}; sampling falls back to model.generate (slower, no sample log-probs) and "
+                f"{self.lean_reason}; sampling falls back to model.generate (slower) and "
                 "log-probs to one packed forward per row",
                 RuntimeWarning,
                 stacklevel=2,
