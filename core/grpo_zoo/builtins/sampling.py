@@ -30,3 +30,9 @@ def zoo_generate(ctx, request):
     if ctx.engine is None:
         raise RuntimeError("the transformers backend needs a loaded model (ctx.engine is None)")
     return ctx.engine.generate(request, ctx.config.sampling, seed=ctx.sampling_seed(request))
+
+
+@hookimpl(trylast=True)
+def zoo_trained_rollouts(ctx, budget):
+    # plain sampling returns every rollout it draws; wrappers that keep some out (iGRPO's drafts) say so
+    return int(budget)
