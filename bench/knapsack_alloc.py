@@ -81,17 +81,20 @@ def measure(out: Path, tasks: int, samples: int, seed: int, model: str = "smollm
         rates += (wins / samples).tolist()
         print(f"  tasks {start + len(batch)}/{len(source)}: mean rate so far {np.mean(rates):.3f} "
               f"({time.perf_counter() - t0:.0f} s)", flush=True)
-    data = {
-        "model": model,
-        "task": MEASURE_TASK,
-        "samples_per_task": samples,
-        "temperature": 1.0,
-        "seed": seed,
-        "rates": [round(x, 6) for x in rates],
-        "command": "flock /tmp/grpo-zoo-heavy.lock timeout 3600 .venv/bin/python bench/knapsack_alloc.py --measure",
-    }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(data, indent=1) + "\n")
+        data = {
+            "model": model,
+            "task": MEASURE_TASK,
+            "samples_per_task": samples,
+            "temperature": 1.0,
+            "max_new_tokens": 16,
+            "seed": seed,
+            "rates": [round(x, 6) for x in rates],
+            "complete": len(rates) == len(source),  # written after every chunk: a cut run keeps its tasks
+            "command": f"flock /tmp/grpo-zoo-heavy.lock timeout 3600 .venv/bin/python bench/knapsack_alloc.py "
+                       f"--measure --measure-tasks {tasks} --measure-samples {samples}",
+        }
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(data, indent=1) + "\n")
     return data
 
 
@@ -177,8 +180,8 @@ def check_exact(seed: int = 0, instances: int = 200) -> bool:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--measure", action="store_true", help="sample the default model and write the rates file")
-    ap.add_argument("--measure-tasks", type=int, default=48)
-    ap.add_argument("--measure-samples", type=int, default=16)
+    ap.add_argument("--measure-tasks", type=int, default=32)
+    ap.add_argument("--measure-samples", type=int, default=12)
     ap.add_argument("--rates", type=Path, default=RATES)
     ap.add_argument("--model", default="smollm2-135m", help="model for --measure (tiny-random for a smoke test)")
     ap.add_argument("--tasks", type=int, default=256)
