@@ -70,7 +70,7 @@ class Hooks:
     def trained_rollouts(self, ctx, budget: int) -> int:
         """Size of the group that a budget of ``budget`` rollouts yields after the sampling wrappers."""
         n = int(self._first("zoo_trained_rollouts", ctx=ctx, budget=int(budget)))
-        if not 0 <= n <= max(int(budget), 0) * 64:
+        if n < 0:
             raise PluginHookError("?", "zoo_trained_rollouts", ValueError(f"{n} trained rollouts for a budget of {budget}"))
         return n
 

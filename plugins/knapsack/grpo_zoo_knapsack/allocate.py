@@ -45,7 +45,7 @@ class Plan:
 
     def sizes(self, budgets) -> np.ndarray:
         b = np.asarray(budgets, dtype=np.int64)
-        return b if self.trained is None else np.array([self.trained(int(x)) for x in b], dtype=np.int64)
+        return b if self.trained is None else np.array([max(self.trained(int(x)), 1) for x in b], dtype=np.int64)
 
     def value(self) -> float:
         """Summed Value(trained(N_i), p_i) over tasks with an estimate."""
@@ -92,7 +92,8 @@ def plan_budgets(estimates, total: int, low: int, high: int, leftover: str = "ha
     n = est.size
     sizes = np.arange(low, high + 1, dtype=np.int64)
     if trained is not None:
-        sizes = np.array([int(trained(b)) for b in range(low, high + 1)], dtype=np.int64)
+        # a budget that yields no group is worth what a group of one is: nothing (P_nonzero(0) = -1 is meaningless)
+        sizes = np.maximum(np.array([int(trained(b)) for b in range(low, high + 1)], dtype=np.int64), 1)
         if np.array_equal(sizes, np.arange(low, high + 1)):
             trained = None  # every rollout is trained: the plain value function
     solve = SOLVERS[solver] if trained is None else partial(solve_dp, trained=sizes)

@@ -137,3 +137,10 @@ def test_fallback_fires_at_a_realistic_step():
     assert b.sum() == 64
     # without p = 0 tasks the mixed tasks keep everything
     assert plan_budgets([0.5, 0.5, 1.0], 24, 2, 128).fallback == 0
+
+
+def test_a_budget_that_yields_no_group_is_worth_nothing():
+    # a wrapper keeping two rollouts out: budgets 2 and 3 yield groups of 0 and 1, worth 0 (not negative)
+    plan = plan_budgets([0.5, 0.5], 8, 2, 6, trained=lambda b: max(b - 2, 0), fallback_confidence=None)
+    assert plan.value() == pytest.approx(brute_force([0.5, 0.5], 8, 2, 6, lambda b: max(b - 2, 1)), rel=1e-12)
+    assert plan.value() > 0
