@@ -1,4 +1,14 @@
-"""GDPO's resolution claim in miniature: distinct advantage values per group, GRPO vs GDPO.
+"""GDPO's resolution claim: distinct advantage vectors across groups, GRPO vs GDPO.
+
+The paper's collapse is across groups: under GRPO (sum, then normalize) different reward
+combinations give the same advantage vector, e.g. at G = 2 the totals (0,1), (0,2) and (1,2)
+all give (-0.7071, +0.7071). The headline figure enumerates every combination of two binary
+rewards over G rollouts (4^G groups, one group each, no batch step) and counts the distinct
+advantage vectors each method produces, for G = 2, 4, 8.
+
+Secondary (printed, also in the JSON under "within_group"): the mean number of distinct values
+*within* a group. At G = 2 this is identical for both methods by construction (two rollouts
+have at most two values), so it cannot show the paper's effect there.
 
 Random groups with K in {2, 3, 4} binary reward columns (each column of each group
 a Bernoulli draw with its own success rate p ~ U(0, 1)) and G in {2, 4, 8}. For every
@@ -9,8 +19,9 @@ average. More distinct values = finer training signal; GRPO collapses reward
 combinations with the same total (e.g. (1,0) and (0,1)) and, across groups,
 totals that differ only by a scale.
 
-Needs core and the gdpo plugin installed; no model. Last line: one JSON object
-{"G2": {"grpo": .., "gdpo": ..}, "G4": {..}, "G8": {..}}.
+Needs core and the gdpo plugin installed; no model. Last line: one JSON object with
+"distinct_vectors" {"G2": {"grpo": .., "gdpo": ..}, ...} and "within_group".
+Run: .venv/bin/python bench/gdpo_resolution.py
 """
 from __future__ import annotations
 
@@ -89,11 +100,23 @@ def main() -> dict:
         out[f"G{g}"] = {"grpo": round(tot_a / len(REWARD_COUNTS), 4), "gdpo": round(tot_b / len(REWARD_COUNTS), 4)}
     ctx_flat = context(True, batch_normalize=False)
     print("distinct advantage vectors over all 4^G combinations of 2 binary rewards (no batch step):")
-    for g in (2, 3, 4):
-        print(f"  G={g}: grpo {distinct_vectors(ctx_grpo, g)}  gdpo {distinct_vectors(ctx_flat, g)}")
-    print(f"({time.perf_counter() - t0:.1f}s) mean distinct advantage values per group, over K = {list(REWARD_COUNTS)}:")
-    print(json.dumps(out))
-    return out
+    vectors = {}
+    for g in GROUP_SIZES:
+        a, b = distinct_vectors(ctx_grpo, g), distinct_vectors(ctx_flat, g)
+        vectors[f"G{g}"] = {"grpo": a, "gdpo": b, "combinations": 4**g}
+        print(f"  G={g}: grpo {a}  gdpo {b}  ({4**g} combinations)")
+    holds = all(v["gdpo"] > v["grpo"] for v in vectors.values())
+    print(f"({time.perf_counter() - t0:.1f}s)")
+    result = {
+        "bench": "gdpo_resolution",
+        "distinct_vectors": vectors,
+        "claim": "GDPO keeps reward combinations apart that GRPO collapses (more distinct advantage vectors)",
+        "claim_holds": holds,
+        "within_group": out,
+        "within_group_note": "mean distinct values inside one group over K = 2, 3, 4 columns; equal at G = 2 by construction",
+    }
+    print(json.dumps(result))
+    return result
 
 
 if __name__ == "__main__":

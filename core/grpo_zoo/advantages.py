@@ -26,8 +26,22 @@ def standardize(values: torch.Tensor, eps: float) -> torch.Tensor:
     return (values - values.mean()) / (values.std() + eps)
 
 
+def batch_scale(values: torch.Tensor, eps: float) -> torch.Tensor:
+    """Divide by the batch std (unbiased) without subtracting the batch mean; a single value maps to 0.
+
+    GDPO's last step. Under the mean centre every group's normalized columns sum to 0, so the
+    batch mean of their weighted sum is 0 and this equals TRL's ``(S - mean(S)) / (std(S) + eps)``
+    to rounding. Under any other centre (MC-GRPO's median) the columns do not sum to 0 within a
+    group, and subtracting the batch mean would shift every rollout, giving flat groups a non-zero
+    advantage and all-incorrect ones a positive one; scaling alone keeps each group's zeros and signs.
+    """
+    if values.numel() < 2:
+        return torch.zeros_like(values)
+    return values / (values.std() + eps)
+
+
 def normalize_then_sum(ctx, rollouts: Rollouts, weights: dict[str, float], eps: float = 1e-4) -> torch.Tensor:
-    """GDPO: each column normalized per group with the active centre/scale, weighted sum, batch standardization."""
+    """GDPO: each column normalized per group with the active centre/scale, weighted sum, batch scaling (above)."""
     groups: Groups = rollouts.groups
     normed = {k: ctx.normalize(v.double(), groups) for k, v in rollouts.rewards.items()}
-    return standardize(weighted_sum(normed, weights), eps)
+    return batch_scale(weighted_sum(normed, weights), eps)

@@ -68,6 +68,13 @@ class Hooks:
             raise PluginHookError("?", "zoo_plan_budget", ValueError(f"{len(budgets)} budgets for {len(tasks)} tasks"))
         return budgets
 
+    def trained_rollouts(self, ctx, budget: int) -> int:
+        """Size of the group that a budget of ``budget`` rollouts yields after the sampling wrappers."""
+        n = int(self._first("zoo_trained_rollouts", ctx=ctx, budget=int(budget)))
+        if n < 0:
+            raise PluginHookError("?", "zoo_trained_rollouts", ValueError(f"{n} trained rollouts for a budget of {budget}"))
+        return n
+
     def build_prompt(self, ctx, task: Task):
         return self._first("zoo_build_prompt", ctx=ctx, task=task)
 

@@ -130,3 +130,9 @@ def zoo_load_state_dict(ctx, state):
 @hookspec
 def zoo_register_commands(subparsers):
     """Add sub-commands to ``grpo-zoo`` (argparse subparsers); called for every installed plugin."""
+
+
+# sampling (added later; kept at the end of the file so parallel edits merge)
+@hookspec(firstresult=True)
+def zoo_trained_rollouts(ctx, budget):
+    """Return how many of ``budget`` rollouts sampled for one task come back from sampling as its group (int)."""

@@ -36,3 +36,9 @@ def zoo_generate(ctx, request):
     out = ctx.engine.generate(request, ctx.config.sampling, seed=ctx.sampling_seed(request))
     out.weight_version = [ctx.step] * len(out)  # sampled by the policy being trained: always current
     return out
+
+
+@hookimpl(trylast=True)
+def zoo_trained_rollouts(ctx, budget):
+    # plain sampling returns every rollout it draws; wrappers that keep some out (iGRPO's drafts) say so
+    return int(budget)

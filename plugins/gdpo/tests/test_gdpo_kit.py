@@ -148,12 +148,24 @@ def test_with_mc_grpo_binary_columns(zoo_context):
     assert adv.tolist() == pytest.approx([1000.0 + 0.0, 0.0 + 0.0, 0.0 - 1000.0], rel=1e-6)
 
 
+def test_with_mc_grpo_batch_step_keeps_the_median_zero(zoo_context):
+    """With the batch step on (the default), the median rollout stays at exactly 0: the step only scales."""
+    pytest.importorskip("grpo_zoo_mc_grpo")
+    ctx = zoo_context(plugins=["gdpo", "mc_grpo"])
+    cols = {"a": [1, 0, 0, 0, 0, 0], "b": [1, 1, 0, 1, 1, 1]}
+    adv = ctx.compute_advantages(rollouts_from_columns(cols, [3, 3])).advantages.double()
+    s = torch.tensor([1000.0, 0.0, -1000.0, 0.0, 0.0, 0.0], dtype=torch.float64)
+    assert adv.tolist() == pytest.approx((s / (s.std() + 1e-4)).tolist(), rel=1e-6)
+    assert adv[1] == 0 and bool((adv[3:] == 0).all())
+
+
 def test_train_step_with_mc_grpo(zoo_train_step):
     pytest.importorskip("grpo_zoo_mc_grpo")
     res = zoo_train_step(plugins=["gdpo", "mc_grpo"], config=TWO_COLUMNS, steps=2)
     m = res.last
     g, prompts = 3, 2
-    assert m["rollouts"] == (g + 1) * prompts  # MC-GRPO samples G + 1
-    assert m["rollouts_in_loss"] == g * prompts  # and drops one pivot per group
+    # MC-GRPO samples G + 1 = 4, rounded up to an odd group of 5, and drops one pivot per group
+    assert m["rollouts"] == (g + 2) * prompts
+    assert m["rollouts_in_loss"] == (g + 1) * prompts
     assert "gdpo/distinct_adv_per_group" in m and "mc_grpo/pivots_dropped" in m
     assert _finite(m)

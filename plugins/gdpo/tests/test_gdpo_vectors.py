@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from grpo_zoo.config import ConfigError
+from grpo_zoo.segments import Groups
 from grpo_zoo.plugins import PluginHookError
 from grpo_zoo_gdpo import distinct_per_group, gate_rewards
 from grpo_zoo_gdpo.config import Condition
@@ -344,3 +345,21 @@ def test_run_start_checks_builtin_columns(zoo_context):
     )
     with pytest.raises(PluginHookError, match=r"gdpo.conditions\[0\].column = 'length'"):
         ctx.hooks.run_start(ctx)
+
+
+def test_batch_step_without_recentring_equals_trl_under_the_mean_centre():
+    """Under the mean centre each group's normalized columns sum to 0, so the batch mean the paper
+    subtracts is 0 and scaling alone (what core does, to keep other centres' zeros) is the same step."""
+    from grpo_zoo.advantages import batch_scale, standardize
+    from grpo_zoo.segments import segment_mean, segment_std
+
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(200):
+        sizes = torch.randint(1, 9, (int(torch.randint(1, 12, (1,), generator=gen)),), generator=gen).tolist()
+        groups = Groups.from_sizes(sizes)
+        s = torch.zeros(groups.index.numel(), dtype=torch.float64)
+        for w in (1.0, 0.5, 2.0):
+            r = torch.randint(0, 3, (groups.index.numel(),), generator=gen).double()
+            s += w * (r - segment_mean(r, groups)) / (segment_std(r, groups) + 1e-4)
+        assert abs(float(s.mean())) < 1e-12
+        assert torch.allclose(batch_scale(s, 1e-4), standardize(s, 1e-4), atol=1e-12)

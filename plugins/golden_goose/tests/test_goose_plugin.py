@@ -158,4 +158,4 @@ def test_with_mc_grpo(zoo_train_step, code_set):
                             config={"golden_goose": {"dataset": str(out)}, "reward": {"builtin": []}})
     m = result.last
     assert "reward/goose/correct/mean" in m and any(k.startswith("mc_grpo/") for k in m)
-    assert m["rollouts"] == (3 + 1) * 2  # mc_grpo adds one rollout per group
+    assert m["rollouts"] == (3 + 2) * 2  # mc_grpo adds one rollout per group, and one more for an odd group

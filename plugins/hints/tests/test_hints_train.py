@@ -93,7 +93,7 @@ def test_with_mc_grpo(zoo_train_step):
     res = zoo_train_step(plugins={"hints": ScriptedHints, "spy": spy, "batch": batch},
                          config={"plugins": ["mc_grpo"], "hints": section})
     m = res.last
-    assert m["rollouts"] == 2 * 4  # MC-GRPO samples G+1; the hinted groups keep that size
+    assert m["rollouts"] == 2 * 5  # MC-GRPO samples G+1 = 4, rounded to an odd 5; the hinted groups keep that size
     assert m["hint/replaced_groups"] == 2 and any(k.startswith("mc_grpo/") for k in m)
     # MC-GRPO drops each group's pivot from the loss: the correction follows the final loss mask.
-    assert spy.rows == hinted_in_loss(batch) == 2 * 3
+    assert spy.rows == hinted_in_loss(batch) == 2 * 4

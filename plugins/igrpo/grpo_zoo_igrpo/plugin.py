@@ -89,6 +89,14 @@ class IGRPO:
     def zoo_config_model(self):
         return IGRPOConfig
 
+    # ---- what a budget trains (read by planners such as knapsack, and by MC-GRPO's odd-group rounding) ----------
+    @hookimpl(wrapper=True)
+    def zoo_trained_rollouts(self, ctx, budget):
+        n = yield
+        cfg: IGRPOConfig = ctx.config.igrpo
+        # only the refinements come back from sampling; the drafts never reach a group
+        return split_budget(n, cfg.draft_fraction, cfg.num_drafts, cfg.budget_mode, cfg.min_refinements)[1]
+
     # ---- stage 1 + 2 --------------------------------------------------------------------------------------------
     @hookimpl(wrapper=True)
     def zoo_rollout(self, ctx, request):

@@ -14,7 +14,7 @@ from grpo_zoo_igrpo.plugin import IGRPO
 
 
 def test_contract(zoo_check_plugin):
-    assert zoo_check_plugin(IGRPO) == ["zoo_config_model", "zoo_rollout"]
+    assert zoo_check_plugin(IGRPO) == ["zoo_config_model", "zoo_rollout", "zoo_trained_rollouts"]
     assert zoo_check_plugin(Judge) == [
         "zoo_config_model", "zoo_load_state_dict", "zoo_reward", "zoo_state_dict", "zoo_step_metrics"]
 

@@ -14,7 +14,9 @@ class KnapsackConfig(Section):
         None, ge=1, description="rollouts per step (per call of the budget hook); default group_size * tasks"
     )
     reward_column: str | None = Field(
-        None, description="reward column that decides success; default: the weighted total of all columns"
+        None,
+        description="reward column that decides success; default: `correct` when present, else the only "
+        "column (several columns without `correct` need this key)",
     )
     success_threshold: float = Field(0.5, description="a rollout succeeds when its reward >= this")
     estimate: Literal["last", "epoch", "all"] = Field(
@@ -26,6 +28,13 @@ class KnapsackConfig(Section):
         "hard", description="where budget no mixed task can take goes: p = 0 tasks | then p = 1 tasks | nowhere"
     )
     solver: Literal["fast", "dp"] = Field("fast", description="threshold search (fast, exact) or dynamic programming")
+    fallback_confidence: float | None = Field(
+        0.9,
+        gt=0,
+        lt=1,
+        description="fallback: a mixed task needs the fewest rollouts whose group is mixed with this "
+        "probability; budget beyond those needs goes to p = 0 tasks first (none = only leftover budget)",
+    )
 
     @model_validator(mode="after")
     def _bounds(self):

@@ -4,12 +4,30 @@ from __future__ import annotations
 import numpy as np
 import torch
 from grpo_zoo.advantages import weighted_sum
+from grpo_zoo.config import ConfigError
 from grpo_zoo.hookspecs import hookimpl
 from grpo_zoo.segments import segment_all_equal
 
 from .allocate import Plan, gini, plan_budgets
 from .config import KnapsackConfig
 from .stats import SuccessTable
+
+
+def success_column(cfg, columns) -> str:
+    """The reward column that decides success: knapsack.reward_column, else `correct`, else the only column.
+
+    A weighted total would count a rollout that earns only a secondary reward (format) as a success.
+    """
+    have = sorted(columns)
+    if cfg.reward_column is not None:
+        if cfg.reward_column not in columns:
+            raise ConfigError(f"knapsack.reward_column = {cfg.reward_column!r} is not a reward column (columns: {have})")
+        return cfg.reward_column
+    if "correct" in columns:
+        return "correct"
+    if len(have) == 1:
+        return have[0]
+    raise ConfigError(f"knapsack.reward_column must name the success column when there are several (columns: {have})")
 
 
 class KnapsackPlugin:
@@ -28,18 +46,9 @@ class KnapsackPlugin:
 
     # curriculum: statistics
     def successes(self, ctx, rollouts) -> torch.Tensor:
-        """Per rollout: 1.0 where the chosen reward reaches the success threshold."""
+        """Per rollout: 1.0 where the success column reaches the success threshold."""
         cfg = ctx.config.knapsack
-        if cfg.reward_column is not None:
-            if cfg.reward_column not in rollouts.rewards:
-                raise ValueError(
-                    f"knapsack.reward_column = {cfg.reward_column!r} is not a reward column "
-                    f"(columns: {sorted(rollouts.rewards)})"
-                )
-            values = rollouts.rewards[cfg.reward_column].double()
-        else:
-            values = weighted_sum(rollouts.rewards, ctx.reward_weights(rollouts))
-        return (values >= cfg.success_threshold).double()
+        return (rollouts.rewards[success_column(cfg, rollouts.rewards)].double() >= cfg.success_threshold).double()
 
     @hookimpl
     def zoo_observe(self, ctx, rollouts):
@@ -71,7 +80,12 @@ class KnapsackPlugin:
         cfg = ctx.config.knapsack
         total = cfg.total_budget if cfg.total_budget is not None else group_size * len(tasks)
         estimates = [self.table.estimate(t.id, cfg.estimate) for t in tasks]
-        plan = plan_budgets(estimates, total, cfg.min_rollouts, cfg.max_rollouts, cfg.leftover, cfg.solver)
+        # value each budget by the group it yields (a wrapper such as iGRPO trains only part of it);
+        # the estimates come from the rollouts sampling returned, i.e. from those same groups
+        plan = plan_budgets(
+            estimates, total, cfg.min_rollouts, cfg.max_rollouts, cfg.leftover, cfg.solver,
+            trained=lambda b: ctx.hooks.trained_rollouts(ctx, b), fallback_confidence=cfg.fallback_confidence,
+        )
         self.plan, self.plan_step = plan, ctx.step
         return [int(b) for b in plan.budgets]
 
@@ -104,6 +118,7 @@ class KnapsackPlugin:
                 "knapsack/estimated_frac": float(known.mean()),
                 "knapsack/tasks_p0": int((known & (est <= 0)).sum()),
                 "knapsack/tasks_p1": int((known & (est >= 1)).sum()),
+                "knapsack/fallback_rollouts": int(plan.fallback),
             }
         )
         return out

@@ -41,8 +41,14 @@ def total_value(budgets, p) -> float:
     return float(np.sum(value(np.asarray(budgets), np.asarray(p))))
 
 
-def solve_dp(p, budget: int, low: int, high: int) -> np.ndarray:
-    """Exact optimum by dynamic programming over (task, budget)."""
+def solve_dp(p, budget: int, low: int, high: int, trained=None) -> np.ndarray:
+    """Exact optimum by dynamic programming over (task, budget).
+
+    ``trained`` (optional, length high - low + 1): the group size that a budget of low + k
+    yields (``zoo_trained_rollouts``); each budget is then valued by Value(trained[k], p).
+    Such values need not be concave in the budget (iGRPO trains ceil(N / 2) of N), which the
+    DP handles and the threshold solver does not.
+    """
     p = np.asarray(p, dtype=np.float64).ravel()
     budget, low, high = int(budget), int(low), int(high)
     _check(p, budget, low, high)
@@ -51,7 +57,10 @@ def solve_dp(p, budget: int, low: int, high: int) -> np.ndarray:
     cap = min(budget - low * n, span * n)  # extra rollouts above the floor that can be placed
     if n == 0 or cap == 0:
         return alloc
-    vals = value(low + np.arange(span + 1)[None, :], p[:, None])  # [n, span + 1]
+    sizes = low + np.arange(span + 1) if trained is None else np.asarray(trained, dtype=np.int64)
+    if sizes.shape != (span + 1,):
+        raise ValueError(f"trained must give one group size per budget {low}..{high}, got {sizes.shape[0]}")
+    vals = value(sizes[None, :], p[:, None])  # [n, span + 1]
     best = np.zeros(cap + 1)  # best[b]: best value of the tasks so far using at most b extra rollouts
     choice = np.zeros((n, cap + 1), dtype=np.int64)
     for i in range(n):

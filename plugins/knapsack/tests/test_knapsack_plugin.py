@@ -97,20 +97,43 @@ def test_without_epoch_info_each_step_is_its_own_period(zoo_context):
     assert plugin_of(ctx).table.estimate("a") == 0.5
 
 
-def test_threshold_column_and_weighted_total(zoo_context):
+def test_success_column(zoo_context):
     t = Task("a", "q")
     cols = {"correct": [0.0, 0.0, 1.0, 1.0], "format": [1.0, 0.0, 1.0, 0.0]}
-    # default: weighted total (correct + 0.5 * format) >= 0.5
+    # default: the `correct` column, whatever the weights (a format-only rollout is no success)
     ctx = zoo_context(["knapsack"], {"reward": {"weights": {"format": 0.5}}})
     ctx.hooks.observe(ctx, make_rollouts([t], [0, 0, 0, 0], **cols))
-    assert plugin_of(ctx).table.estimate("a") == 0.75
+    assert plugin_of(ctx).table.estimate("a") == 0.5
+    ctx = zoo_context(["knapsack"], {"reward": {"weights": {"format": 5.0}}})
+    ctx.hooks.observe(ctx, make_rollouts([t], [0, 0, 0, 0], **cols))
+    assert plugin_of(ctx).table.estimate("a") == 0.5
     # a named column and a threshold
     ctx = zoo_context(["knapsack"], {"knapsack": {"reward_column": "format", "success_threshold": 1.0}})
     ctx.hooks.observe(ctx, make_rollouts([t], [0, 0, 0, 0], **cols))
     assert plugin_of(ctx).table.estimate("a") == 0.5
+    # a single column, whatever its name
+    ctx = zoo_context(["knapsack"])
+    ctx.hooks.observe(ctx, make_rollouts([t], [0, 0, 0, 0], score=[0.2, 0.7, 0.9, 0.4]))
+    assert plugin_of(ctx).table.estimate("a") == 0.5
     ctx = zoo_context(["knapsack"], {"knapsack": {"reward_column": "nope"}})
     with pytest.raises(PluginHookError, match="knapsack.reward_column"):
         ctx.hooks.observe(ctx, make_rollouts([t], [0, 0, 0, 0], **cols))
+    # several columns, none called `correct`: the user must say which one decides success
+    ctx = zoo_context(["knapsack"])
+    with pytest.raises(PluginHookError, match=r"knapsack.reward_column must name the success column.*'length'"):
+        ctx.hooks.observe(ctx, make_rollouts([t], [0, 0], style=[1.0, 0.0], length=[0.0, 1.0]))
+
+
+@pytest.mark.parametrize(("mode", "expected"), [("last", 0.25), ("all", 5 / 8), ("epoch", 0.25)])
+def test_plan_uses_the_configured_estimate(zoo_context, mode, expected):
+    ctx = zoo_context(["knapsack"], {"knapsack": {"estimate": mode}})
+    t = Task("a", "q")
+    for step, rewards in [(0, [1, 1, 1, 1]), (1, [1, 0, 0, 0])]:
+        ctx.step = step
+        ctx.hooks.observe(ctx, make_rollouts([t], [0, 0, 0, 0], correct=rewards))
+    ctx.step = 2
+    ctx.hooks.plan_budget(ctx, [t, Task("b", "q")], 4)
+    assert plugin_of(ctx).plan.estimates[0] == pytest.approx(expected)
 
 
 def test_plan_budget_hook_and_metrics(zoo_context):
@@ -151,3 +174,53 @@ def test_state_roundtrip(zoo_context):
     table = plugin_of(fresh).table
     assert table.estimate("a") == pytest.approx(1 / 3)
     assert table.rows["a"].period == ("epoch", 3)
+
+
+def test_with_igrpo_budgets_are_valued_by_the_refinements(zoo_context):
+    """iGRPO returns only the refinements of a budget (N - floor(N / 2) by default): knapsack values
+    that group, whose success rate is what it observed (the returned, trained rollouts)."""
+    pytest.importorskip("grpo_zoo_igrpo")
+    from grpo_zoo_knapsack import value
+
+    ctx = zoo_context(["knapsack", "igrpo"], {"igrpo": {"min_refinements": 1}})
+    assert [ctx.hooks.trained_rollouts(ctx, n) for n in (2, 3, 4, 5, 6)] == [1, 2, 2, 3, 3]
+    tasks = [Task(f"t{i}", "q") for i in range(4)]
+    ctx.info["epoch"] = 0
+    r = make_rollouts(tasks, [g for g in range(4) for _ in range(4)], correct=[0, 0, 0, 1, 1, 0, 0, 0, 1, 1, 0, 0, 1, 1, 1, 0])
+    ctx.hooks.observe(ctx, r)
+    ctx.step = 1
+    b = ctx.hooks.plan_budget(ctx, tasks, 4)
+    plan = plugin_of(ctx).plan
+    p = [0.25, 0.25, 0.5, 0.75]
+    assert plan.estimates.tolist() == p
+    want = sum(float(value(n - n // 2, q)) for n, q in zip(b, p))
+    assert plan.value() == pytest.approx(want, rel=1e-12)
+    # the optimum over refinement groups: brute force over every split of the 16 rollouts
+    import itertools
+
+    best = max(
+        sum(float(value(n - n // 2, q)) for n, q in zip(alloc, p))
+        for alloc in itertools.product(range(2, 13), repeat=4)
+        if sum(alloc) <= 16
+    )
+    assert plan.value() == pytest.approx(best, rel=1e-12)
+    # counting every rollout as trained (the plain value) would rank plans differently
+    assert plan.value() < sum(float(value(n, q)) for n, q in zip(b, p))
+
+
+def test_with_igrpo_and_mc_grpo_the_refinement_groups_are_odd(zoo_context):
+    pytest.importorskip("grpo_zoo_igrpo")
+    pytest.importorskip("grpo_zoo_mc_grpo")
+    ctx = zoo_context(["knapsack", "mc_grpo", "igrpo"], {"igrpo": {"min_refinements": 1}})
+    tasks = [Task(f"t{i}", "q") for i in range(4)]
+    ctx.info["epoch"] = 0
+    r = make_rollouts(tasks, [g for g in range(4) for _ in range(4)], correct=[0, 0, 0, 1, 1, 0, 0, 0, 1, 1, 0, 0, 1, 1, 1, 0])
+    ctx.hooks.observe(ctx, r)
+    ctx.step = 1
+    sampled = ctx.hooks.plan_budget(ctx, tasks, 4)
+    planned = plugin_of(ctx).plan.budgets.tolist()
+    for n, s in zip(planned, sampled):
+        group = ctx.hooks.trained_rollouts(ctx, s)
+        assert group % 2 == 1 and s >= n + 1
+        assert group - 1 >= n - n // 2  # the pivot aside, at least what knapsack valued is trained
+        assert ctx.hooks.trained_rollouts(ctx, s - 1) < n - n // 2 + 1 or ctx.hooks.trained_rollouts(ctx, s - 1) % 2 == 0  # and no fewer draws would do

@@ -74,21 +74,52 @@ def test_ragged_budgets_with_scripted_rewards(zoo_train_step):
         assert m["rollouts"] == 16 and m["knapsack/budget_gini"] > 0
 
 
+class Recorder:
+    """Keeps each step's groups, advantages, loss selection and the knapsack plan behind them."""
+
+    def __init__(self):
+        self.steps = []
+
+    @hookimpl
+    def zoo_step_metrics(self, ctx, rollouts, step):
+        plan = ctx.hooks.pm.get_plugin("knapsack").plan
+        self.steps.append(
+            {
+                "sizes": rollouts.groups.counts.tolist(),
+                "group": rollouts.group.clone(),
+                "adv": rollouts.advantages.double().clone(),
+                "in_loss": rollouts.in_loss.clone(),
+                "success": rollouts.rewards["test/success"].clone(),
+                "planned": plan.budgets.tolist(),
+            }
+        )
+        return {}
+
+
 def test_with_mc_grpo_and_gdpo(zoo_train_step):
     pytest.importorskip("grpo_zoo_mc_grpo")
     pytest.importorskip("grpo_zoo_gdpo")
     cfg = {**POOL, "knapsack": {"reward_column": "test/success"}}
     eps = installed_entry_points()
     plugins = {name: eps[name].load() for name in ("knapsack", "mc_grpo", "gdpo")}
-    res = zoo_train_step({**plugins, "scripted": ScriptedSuccess()}, cfg, steps=3)
-    names = res.ctx.plugin_names
-    assert {"knapsack", "mc_grpo", "gdpo"} <= set(names)
+    rec = Recorder()
+    # only the scripted column, so that "flat" and "all-incorrect" are known exactly
+    res = zoo_train_step({**plugins, "scripted": ScriptedSuccess(), "recorder": rec}, cfg, steps=3, kit_reward=False)
+    assert {"knapsack", "mc_grpo", "gdpo"} <= set(res.ctx.plugin_names)
     first = res.metrics[0]
     assert first["knapsack/budget_min"] == first["knapsack/budget_max"] == 4
-    assert first["rollouts"] == 4 * (4 + 1)  # MC-GRPO's wrapper adds one rollout per planned group
-    for m in res.metrics[1:]:
+    assert first["rollouts"] == 4 * (4 + 1)  # MC-GRPO's wrapper adds one rollout per planned group (5: odd)
+    for m, s in zip(res.metrics[1:], rec.steps[1:]):
         assert m["knapsack/budget_min"] == 2 and m["knapsack/budget_max"] > 4  # ragged groups downstream
-        assert m["rollouts"] == 16 + 4
-        assert math.isfinite(m["loss"]) and math.isfinite(m["advantage/abs_mean"])
-        assert any(k.startswith("mc_grpo/") for k in m) and any(k.startswith("gdpo/") for k in m)
-        assert "frac_zero_std" in m
+        # every planned budget b reaches sampling as b + 1, or b + 2 where b + 1 would be even
+        assert s["sizes"] == [b + 1 if b % 2 == 0 else b + 2 for b in s["planned"]]
+        assert m["rollouts"] == sum(s["sizes"])
+        for g, size in enumerate(s["sizes"]):
+            mask = s["group"] == g
+            assert int(s["in_loss"][mask].sum()) == size - 1  # one pivot per group
+            wins = s["success"][mask]
+            if bool((wins == wins[0]).all()):  # p = 0 and p = 1 tasks: a flat group gets exactly 0
+                assert bool((s["adv"][mask] == 0).all())
+            if bool((wins == 0).all()):  # all-incorrect: never a positive advantage
+                assert bool((s["adv"][mask] <= 0).all())
+        assert math.isfinite(m["loss"])

@@ -22,14 +22,15 @@ class MCGRPOConfig(Section):
     )
     clip_value: float = Field(1.0, gt=0, description="bound used by rescale = 'clip'")
     pivot_on: Literal["reward", "advantage"] = Field(
-        "reward",
-        description="pick the pivot as the median of the weighted total reward (reward) "
-        "or of the final advantages (advantage); identical for one reward column",
+        "advantage",
+        description="pick the pivot as the median of the aggregated score, i.e. of the final advantages "
+        "(advantage), or of the raw weighted total reward (reward); identical for one reward column",
     )
     sign_flip_reference: Literal["pooled", "history", "off"] = Field(
-        "pooled",
+        "history",
         description="estimate of each task's expected reward for mc_grpo/sign_flip_rate: "
-        "pooled (every reward seen for the task, this step included), history (earlier steps only), off",
+        "history (earlier steps only: independent of this step's samples), pooled (every reward seen "
+        "for the task, this step included: biased towards the in-group baselines), off",
     )
 
     @field_validator("eps", "clip_value")
@@ -38,3 +39,21 @@ class MCGRPOConfig(Section):
         if not math.isfinite(v):
             raise ValueError("must be a finite number")
         return v
+
+    # fields added for issue 20 (kept at the end: new keys go last)
+    odd_groups: bool = Field(
+        True,
+        description="round each budget up so that the group the advantages see (G+1, or the part of it a "
+        "sampling wrapper returns, per zoo_trained_rollouts) has an odd size, as in the paper; "
+        "false keeps even groups (warned once: the lower median then favours successes)",
+    )
+    nonzero_rescale: bool = Field(
+        False,
+        description="multiply each group's non-zero advantages by (group size) / (number of non-zero "
+        "advantages), as the official GSM8K trainer does",
+    )
+    baseline: Literal["median", "mean_drop_min"] = Field(
+        "median",
+        description="median (MC-GRPO) or the paper's control: G+1 rollouts, group mean and std, "
+        "and the rollout with the smallest |advantage| leaves the loss",
+    )

@@ -109,3 +109,30 @@ def mean_baseline_advantages(values: torch.Tensor, groups: Groups, keep: torch.T
     out = torch.zeros_like(values)
     out[keep] = values[keep] - segment_mean(values[keep], sub)
     return out
+
+
+def min_abs_index(values: torch.Tensor, groups: Groups) -> torch.Tensor:
+    """Per group, the batch position of the rollout with the smallest |value| (first in batch order on ties); -1 if empty.
+
+    The pivot of the paper's control "G+1 rollouts, mean baseline, drop the min-|A| rollout".
+    """
+    n, G = values.numel(), groups.num_groups
+    mag = values.double().abs()
+    low = torch.full((G,), float("inf"), dtype=torch.float64).scatter_reduce(0, groups.index, mag, reduce="amin")
+    pos = torch.arange(n, dtype=torch.long)
+    big = torch.iinfo(torch.long).max
+    cand = torch.where(mag == low[groups.index], pos, torch.full_like(pos, big))
+    first = torch.full((G,), big, dtype=torch.long).scatter_reduce(0, groups.index, cand, reduce="amin")
+    return torch.where(first == big, torch.full_like(first, -1), first)
+
+
+def nonzero_rescale(advantages: torch.Tensor, groups: Groups, tol: float = 0.0) -> torch.Tensor:
+    """Each group's non-zero advantages times (group size) / (number of non-zero ones); zeros stay 0.
+
+    The official GSM8K trainer's rescale: a group whose signal sits on few rollouts keeps the same
+    total weight as one where every rollout carries a signal.
+    """
+    nonzero = advantages.abs() > tol
+    count = torch.zeros(groups.num_groups, dtype=torch.float64).index_add_(0, groups.index, nonzero.double())
+    factor = groups.counts.double() / count.clamp(min=1.0)
+    return torch.where(nonzero, advantages * factor[groups.index].to(advantages.dtype), torch.zeros_like(advantages))

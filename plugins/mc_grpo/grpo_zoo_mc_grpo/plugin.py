@@ -11,6 +11,8 @@
 """
 from __future__ import annotations
 
+import warnings
+
 import torch
 
 from grpo_zoo import hookimpl
@@ -22,6 +24,8 @@ from .median import (
     mad_scale,
     mean_baseline_advantages,
     median_center,
+    min_abs_index,
+    nonzero_rescale,
     pivot_mask,
     rescale,
     sign_disagrees,
@@ -43,6 +47,7 @@ class MCGRPO:
     def __init__(self):
         self.table: dict[str, list[float]] = {}  # task id -> [reward sum, rollout count]
         self._last: dict | None = None  # pivot figures of the current step, for zoo_step_metrics
+        self._warned_even = False
 
     @hookimpl
     def zoo_config_model(self):
@@ -52,27 +57,74 @@ class MCGRPO:
     @hookimpl(wrapper=True)
     def zoo_plan_budget(self, ctx, tasks, group_size):
         budgets = yield
-        return [int(b) + 1 for b in budgets]
+        return [self._sampled(ctx, int(b)) for b in budgets]
 
-    # advantage pieces
+    def _sampled(self, ctx, budget: int) -> int:
+        """The fewest rollouts to draw so that the group the advantages see has one more member than
+        the planned budget trains (the pivot), and an odd size (odd_groups).
+
+        Plain sampling returns every rollout, so that is budget + 1, or budget + 2 where budget + 1 is
+        even: with an even group the lower median splits 50/50 groups in favour of successes
+        ([1, 1, 0, 0] -> A = [1000, 1000, 0, 0]); the paper's G + 1 is always odd. Group sizes come
+        from zoo_trained_rollouts, so a wrapper that keeps drafts out (iGRPO) is counted.
+        """
+        want = ctx.hooks.trained_rollouts(ctx, budget) + 1
+        odd = ctx.config.mc_grpo.odd_groups
+        fallback = None
+        for n in range(budget + 1, 4 * budget + 16):  # any split rule reaches the size well within this
+            size = ctx.hooks.trained_rollouts(ctx, n)
+            if size >= want:
+                fallback = n if fallback is None else fallback
+                if not odd or size % 2 == 1:
+                    break
+        else:
+            n = fallback if fallback is not None else budget + 1
+        size = ctx.hooks.trained_rollouts(ctx, n)
+        if size % 2 == 0 and not self._warned_even:
+            self._warned_even = True
+            why = "mc_grpo.odd_groups = false" if not odd else "no nearby budget gives one"
+            warnings.warn(
+                f"mc_grpo: a budget of {budget} gives an even group of {size} ({why}); the lower median "
+                f"then gives 50/50 groups positive advantages only",
+                stacklevel=2,
+            )
+        return n
+
+    # advantage pieces (the mean_drop_min control passes both questions on to the built-in mean / std)
     @hookimpl
     def zoo_group_center(self, ctx, values, groups):
+        if ctx.config.mc_grpo.baseline == "mean_drop_min":
+            return None
         return median_center(values, groups)
 
     @hookimpl
     def zoo_group_scale(self, ctx, values, groups, center):
+        if ctx.config.mc_grpo.baseline == "mean_drop_min":
+            return None
         return mad_scale(values, groups, center, ctx.config.mc_grpo.eps)
 
     @hookimpl(wrapper=True)
     def zoo_aggregate_rewards(self, ctx, rollouts, weights):
         advantages = yield
         cfg = ctx.config.mc_grpo
-        return rescale(advantages, rollouts.groups, cfg.rescale, cfg.clip_value)
+        out = rescale(advantages, rollouts.groups, cfg.rescale, cfg.clip_value)
+        if cfg.nonzero_rescale:
+            out = nonzero_rescale(out, rollouts.groups, ADV_TOL)
+        return out
 
     @hookimpl(wrapper=True)
     def zoo_select_for_loss(self, ctx, rollouts):
         inner = torch.as_tensor((yield), dtype=torch.bool)
-        if ctx.config.mc_grpo.pivot_on == "advantage":
+        cfg = ctx.config.mc_grpo
+        if cfg.baseline == "mean_drop_min":
+            idx = min_abs_index(rollouts.advantages.double(), rollouts.groups)
+            pivots = torch.zeros(len(rollouts), dtype=torch.bool)
+            pivots[idx[idx >= 0]] = True
+            self._last = {"pivots_dropped": int((inner & pivots).sum())}
+            return inner & ~pivots
+        if cfg.pivot_on == "advantage":
+            # the final advantages are a per-group increasing function of the aggregated score
+            # (GDPO's batch step only scales), so their median rollout is the score's median rollout
             values = rollouts.advantages.double()
         else:
             values = total_reward(ctx, rollouts)

@@ -35,9 +35,10 @@ def test_defaults(zoo_context):
         1e-3,
         "none",
         1.0,
-        "reward",
-        "pooled",
+        "advantage",
+        "history",
     )
+    assert (cfg.odd_groups, cfg.nonzero_rescale, cfg.baseline) == (True, False, "median")
 
 
 @pytest.mark.parametrize(
@@ -52,6 +53,8 @@ def test_defaults(zoo_context):
         ({"pivot_on": "length"}, "mc_grpo.pivot_on"),
         ({"sign_flip_reference": "oracle"}, "mc_grpo.sign_flip_reference"),
         ({"group_plus": 2}, "mc_grpo.group_plus"),
+        ({"baseline": "mean"}, "mc_grpo.baseline"),
+        ({"odd_groups": "maybe"}, "mc_grpo.odd_groups"),
     ],
 )
 def test_bad_values_name_the_key(zoo_context, section, key):

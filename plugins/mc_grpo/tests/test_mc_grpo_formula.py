@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from grpo_zoo import Groups
-from grpo_zoo.advantages import standardize
+from grpo_zoo.advantages import batch_scale
 from grpo_zoo_mc_grpo import MCGRPO, mc_advantages, pivot_index, pivot_mask, rescale
 from grpo_zoo_mc_grpo.median import mean_baseline_advantages, sign_disagrees, sign_reversed
 
@@ -125,7 +125,7 @@ def test_normalize_then_sum_uses_the_median_per_column(zoo_context, make_rollout
     a, b = [1.0, 0.0, 0.0, 1.0, 1.0, 0.0], [0.0, 0.0, 2.0, 3.0, 0.0, 1.0]
     batch = ctx.compute_advantages(make_rollouts([0, 0, 0, 1, 1, 1], {"a": a, "b": b}))
     groups = Groups.from_sizes([3, 3])
-    expected = standardize(
+    expected = batch_scale(
         mc_advantages(torch.tensor(a, dtype=D), groups) + mc_advantages(torch.tensor(b, dtype=D), groups), 1e-4
     )
     assert torch.allclose(batch.advantages.double(), expected, atol=1e-5)
@@ -134,7 +134,7 @@ def test_normalize_then_sum_uses_the_median_per_column(zoo_context, make_rollout
 
 def test_pivot_on_advantage_matches_reward_for_one_column(zoo_context, make_rollouts, sizes_to_index):
     rollouts = lambda: make_rollouts(sizes_to_index(RAGGED_SIZES), {"correct": RAGGED_R})  # noqa: E731
-    by_reward = ctx_with(zoo_context).compute_advantages(rollouts())
+    by_reward = ctx_with(zoo_context, pivot_on="reward").compute_advantages(rollouts())
     by_adv = ctx_with(zoo_context, pivot_on="advantage").compute_advantages(rollouts())
     assert torch.equal(by_reward.in_loss, by_adv.in_loss)
 
@@ -149,3 +149,44 @@ def test_sign_helpers():
     keep = torch.tensor([True, False, True])
     out = mean_baseline_advantages(torch.tensor([1.0, 0.0, 0.0], dtype=D), Groups.from_sizes([3]), keep)
     assert torch.allclose(out, torch.tensor([0.5, 0.0, -0.5], dtype=D))
+
+
+def test_sign_flip_figures_against_a_hand_count(zoo_context, make_rollouts):
+    """One group of 5 graded rewards; the task's earlier mean reward (history reference) is 0.45.
+
+    r = [0, 0.3, 0.4, 0.5, 3.0]: median 0.4 is the pivot. Kept: 0, 0.3, 0.5, 3.0.
+    MC signs (r - 0.4): -, -, +, +; reference signs (r - 0.45): -, -, +, +: no flip.
+    Mean of the kept rewards 0.95: 0.5 gets a negative advantage against a positive r - 0.45,
+    so the mean baseline reverses 1 of 4.
+    """
+    plugin = MCGRPO()
+    ctx = zoo_context(plugins={"mc_grpo": plugin})
+    plugin.table = {"t0": [0.45, 1]}
+    batch = ctx.compute_advantages(make_rollouts([0] * 5, {"correct": [0.0, 0.3, 0.4, 0.5, 3.0]}))
+    assert batch.in_loss.tolist() == [True, True, False, True, True]
+    m = plugin.zoo_step_metrics(ctx, batch, 0)
+    assert m["mc_grpo/sign_flip_rate"] == 0.0 and m["mc_grpo/sign_reversal_rate"] == 0.0
+    assert m["mc_grpo/sign_flip_rate_mean_baseline"] == 0.25
+    assert m["mc_grpo/sign_reversal_rate_mean_baseline"] == 0.25
+    # history: this step's rewards joined the table only after the figure was computed
+    assert plugin.table["t0"] == [pytest.approx(0.45 + 4.2), 6]
+
+
+def test_history_reference_is_absent_on_a_first_visit_and_pooled_is_not(zoo_context, make_rollouts):
+    for mode, present in (("history", False), ("pooled", True)):
+        plugin = MCGRPO()
+        ctx = zoo_context(plugins={"mc_grpo": plugin}, config={"mc_grpo": {"sign_flip_reference": mode}})
+        batch = ctx.compute_advantages(make_rollouts([0] * 3, {"correct": [1.0, 0.0, 0.0]}))
+        assert ("mc_grpo/sign_flip_rate" in plugin.zoo_step_metrics(ctx, batch, 0)) is present
+
+
+def test_nonzero_rescale_and_mean_drop_min(zoo_context, make_rollouts):
+    # r = [1, 0, 0]: MC A = [1000, 0, 0]; one non-zero of 3 -> x3
+    ctx = ctx_with(zoo_context, nonzero_rescale=True, rescale="max_abs")
+    batch = ctx.compute_advantages(make_rollouts([0, 0, 0], {"correct": [1.0, 0.0, 0.0]}))
+    assert torch.allclose(batch.advantages, torch.tensor([3.0, 0.0, 0.0]))
+    # control: mean 0.25, std of [1, 0, 0, 0] = 0.5; A = [1.5, -0.5, -0.5, -0.5]; the first min-|A| rollout leaves
+    ctx = ctx_with(zoo_context, baseline="mean_drop_min")
+    batch = ctx.compute_advantages(make_rollouts([0, 0, 0, 0], {"correct": [1.0, 0.0, 0.0, 0.0]}))
+    assert torch.allclose(batch.advantages, torch.tensor([1.5, -0.5, -0.5, -0.5]), atol=1e-3)
+    assert batch.in_loss.tolist() == [True, False, True, True]
