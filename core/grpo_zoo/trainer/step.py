@@ -11,6 +11,7 @@ from ..segments import segment_all_equal
 from ..types import LossInputs, RolloutRequest, Rollouts
 from .distributed import gather_rollouts, shard_by_budget
 from .distributed import world as world_of
+from .reduce import all_reduce
 
 
 def make_request(ctx, tasks) -> RolloutRequest:
@@ -182,6 +183,8 @@ def policy_update(ctx, rollouts: Rollouts, optimizer, scheduler) -> dict[str, fl
             stats["grad_norm"] = float(norm)
         optimizer.step()
         scheduler.step()
+        if acc is not None:  # token-weighted over every rank's share, as one process computes them
+            kl_sum, clip_sum, tok_sum = all_reduce(ctx, torch.tensor([kl_sum, clip_sum, tok_sum]), "sum").tolist()
         stats["kl"] = kl_sum / max(tok_sum, 1.0)
         stats["clip_frac"] = clip_sum / max(tok_sum, 1.0)
     stats["loss"] /= cfg.loss.num_iterations
