@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -93,6 +93,19 @@ class TrainConfig(Section):
     samples_per_step: int = Field(2, ge=0)
     dtype: Literal["float32", "bfloat16"] = "float32"
     threads: int = Field(0, ge=0, description="torch CPU threads; 0 keeps torch's default")
+    precision: Literal["fp32", "bf16", "fp16"] = Field(
+        "fp32", description="mixed precision through accelerate: fp32 master weights, bf16/fp16 autocast compute"
+    )
+    gradient_checkpointing: bool = Field(False, description="recompute activations in backward (less memory)")
+
+    @model_validator(mode="after")
+    def _masters_are_fp32(self):
+        if self.precision != "fp32" and self.dtype != "float32":
+            raise ValueError(
+                f"train.precision={self.precision!r} keeps fp32 master weights and needs train.dtype = 'float32' "
+                f"(got {self.dtype!r}; dtype = 'bfloat16' alone is pure-bf16 training)"
+            )
+        return self
 
 
 class CoreConfig(Section):

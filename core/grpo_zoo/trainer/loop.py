@@ -14,8 +14,9 @@ from tqdm.auto import tqdm
 from ..context import RunContext, make_context
 from . import checkpoint
 from .distributed import RUN_DIR_VAR, accelerate_cpu_fan_out_size, fan_out
-from .engine import CompletionLogprobs, Engine
+from .engine import CompletionLogprobs, Engine, enable_gradient_checkpointing
 from .models import load_model_and_tokenizer
+from .precision import make_accelerator, uses_accelerate_with_one_process
 from .rundir import append_jsonl, new_run_dir, plot_run, read_jsonl, sample_rows, truncate_metrics, write_manifest
 from .step import train_step
 
@@ -62,10 +63,9 @@ class Trainer:
         cfg = ctx.config
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
-        from accelerate import Accelerator
-
-        self.acc = Accelerator(cpu=not torch.cuda.is_available())
-        ctx.accelerator = self.acc if self.acc.num_processes > 1 else None
+        self.acc = make_accelerator(cfg)
+        # One process needs accelerate only for mixed precision (autocast, fp16 grad scaling).
+        ctx.accelerator = self.acc if self.acc.num_processes > 1 or uses_accelerate_with_one_process(cfg) else None
         if self.acc.num_processes == 1 and os.environ.get("ACCELERATE_USE_CPU", "").lower() == "true" and "MASTER_ADDR" in os.environ:
             print("grpo-zoo: warning: accelerate launch --cpu started a single process (multi-process CPU runs "
                   "need mpirun, or go through `grpo-zoo train`); training on 1 process", file=sys.stderr)
@@ -82,7 +82,10 @@ class Trainer:
         model, tok = load_model_and_tokenizer(str(ckpt / "model") if ckpt else cfg.model, cfg.train.dtype)
         model.to(self.acc.device)
         model.train()
+        if cfg.train.gradient_checkpointing:
+            enable_gradient_checkpointing(model)
         engine = Engine(model, tok, temperature=cfg.sampling.temperature)
+        engine.autocast = self.acc.autocast  # sampling, reference and probes run under the run's precision too
         self.optimizer = torch.optim.AdamW(
             [p for p in model.parameters() if p.requires_grad], lr=cfg.train.lr, weight_decay=cfg.train.weight_decay
         )

@@ -179,7 +179,8 @@ def policy_update(ctx, rollouts: Rollouts, optimizer, scheduler) -> dict[str, fl
             for p in params:
                 p.grad = torch.zeros_like(p)
         if cfg.train.grad_clip > 0:
-            norm = torch.nn.utils.clip_grad_norm_(params, cfg.train.grad_clip)
+            clip = acc.clip_grad_norm_ if acc is not None else torch.nn.utils.clip_grad_norm_  # unscales fp16, shards
+            norm = clip(params, cfg.train.grad_clip)
             stats["grad_norm"] = float(norm)
         optimizer.step()
         scheduler.step()
