@@ -10,11 +10,13 @@ import tempfile
 
 CHILD = r"""
 import json, resource, statistics, sys
-from grpo_zoo.trainer.loop import train
+from pathlib import Path
+from grpo_zoo.context import make_context
+from grpo_zoo.trainer.loop import Trainer
 from grpo_zoo.trainer.rundir import read_jsonl
-cfg, overrides, out = json.loads(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3]
-train(cfg, out=out, overrides=overrides, progress=False)
-rows = read_jsonl(out + "/metrics.jsonl")
+cfg, overrides, out = json.loads(sys.argv[1]), json.loads(sys.argv[2]), Path(sys.argv[3])
+Trainer(make_context(cfg, overrides), out, progress=False, save_final=False).run()
+rows = read_jsonl(out / "metrics.jsonl")
 times = [r["time/step_s"] for r in rows[1:]] or [rows[0]["time/step_s"]]  # the first step warms up
 print("RESULT " + json.dumps({
     "s_per_step": statistics.median(times),
@@ -33,7 +35,7 @@ def base_config(model: str, steps: int, prompts: int, group: int, max_new_tokens
         "sampling": {"group_size": group, "max_new_tokens": max_new_tokens},
         "reward": {"builtin": ["correct", "length"], "length_target": max_new_tokens},
         "train": {"steps": steps, "prompts_per_step": prompts, "micro_batch_size": prompts * group,
-                  "lr": 1e-6, "threads": threads, "checkpoint_every": 10**6},
+                  "lr": 1e-6, "threads": threads, "checkpoint_every": 0},
     }
 
 

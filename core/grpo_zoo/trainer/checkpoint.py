@@ -85,7 +85,8 @@ def save(ctx, run_dir: Path, step: int, optimizer, scheduler) -> Path:
 
 
 def complete(path: Path) -> bool:
-    return (path / "state.pt").is_file() and (path / "model" / "config.json").is_file()
+    model = path / "model"  # a transformers folder, or a LoRA adapter ([peft])
+    return (path / "state.pt").is_file() and ((model / "config.json").is_file() or (model / "adapter_config.json").is_file())
 
 
 def checkpoints(run_dir: Path) -> list[Path]:

@@ -12,7 +12,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..context import RunContext, make_context
-from . import checkpoint
+from . import checkpoint, lora, trackers
 from .distributed import RUN_DIR_VAR, accelerate_cpu_fan_out_size, fan_out
 from .engine import CompletionLogprobs, Engine, enable_gradient_checkpointing
 from .models import load_model_and_tokenizer
@@ -79,7 +79,11 @@ class Trainer:
         if resume and ckpt is None:
             raise FileNotFoundError(f"--resume {self.run_dir}: no usable checkpoint under {self.run_dir / 'checkpoints'}")
         # On resume the policy comes from the checkpoint; the reference (beta > 0) is always the initial model.
-        model, tok = load_model_and_tokenizer(str(ckpt / "model") if ckpt else cfg.model, cfg.train.dtype)
+        # With LoRA the checkpoint holds the adapter only: the base model is loaded and the adapter attached.
+        from_ckpt = ckpt is not None and not cfg.peft.enabled
+        model, tok = load_model_and_tokenizer(str(ckpt / "model") if from_ckpt else cfg.model, cfg.train.dtype)
+        if cfg.peft.enabled:
+            model = lora.attach(model, cfg.peft, adapter_dir=ckpt / "model" if ckpt else None)
         model.to(self.acc.device)
         model.train()
         if cfg.train.gradient_checkpointing:
@@ -92,7 +96,9 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(cfg))
         if ctx.accelerator is not None:
             engine.scorer, self.optimizer = self.acc.prepare(engine.scorer, self.optimizer)
-        if cfg.loss.beta > 0:  # the frozen reference exists only when the KL term is on
+        if cfg.loss.beta > 0 and cfg.peft.enabled:  # the reference: the same model, adapter off
+            engine.ref_scorer = lora.AdapterOffLogprobs(model, cfg.sampling.temperature)
+        elif cfg.loss.beta > 0:  # the frozen reference exists only when the KL term is on
             ref, _ = load_model_and_tokenizer(cfg.model, cfg.train.dtype)
             ref.to(self.acc.device).eval().requires_grad_(False)
             engine.ref_scorer = CompletionLogprobs(ref, cfg.sampling.temperature)
@@ -123,6 +129,7 @@ class Trainer:
         ctx, cfg = self.ctx, self.ctx.config
         if self.is_main:
             write_manifest(ctx, self.run_dir)
+            trackers.start(self.acc, ctx, self.run_dir)
         ctx.hooks.run_start(ctx)
         metrics: dict = {}
         bar = tqdm(
@@ -139,6 +146,7 @@ class Trainer:
             metrics, rollouts = train_step(ctx, self.source, step, self.optimizer, self.scheduler)
             if self.is_main:
                 append_jsonl(self.run_dir / "metrics.jsonl", [metrics])
+                trackers.log(self.acc, metrics, step)
                 append_jsonl(self.run_dir / "samples.jsonl", sample_rows(rollouts, step, cfg.train.samples_per_step))
             bar.set_postfix(reward=f"{metrics['reward/mean']:.3f}", s_step=f"{metrics['time/step_s']:.1f}")
             last = step == cfg.train.steps - 1
@@ -153,10 +161,13 @@ class Trainer:
             rows = read_jsonl(self.run_dir / "metrics.jsonl")
             metrics = rows[-1] if rows else {}
         ctx.hooks.run_end(ctx, metrics)
+        if self.is_main and cfg.peft.enabled and cfg.peft.save_merged:
+            lora.save_merged(ctx.engine.model, ctx.engine.tokenizer, self.run_dir / lora.MERGED_DIR)
         if self.is_main:
             (self.run_dir / "summary.json").write_text(json.dumps(metrics, indent=2))
             if metrics:
                 plot_run(self.run_dir)
+            trackers.finish(self.acc)
         return metrics
 
 
