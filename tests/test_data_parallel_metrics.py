@@ -61,6 +61,14 @@ PLUGIN = textwrap.dedent(
             yield
 
         @hookimpl
+        def zoo_run_end(self, ctx, metrics):
+            import hashlib
+            h = hashlib.sha256()
+            for name, t in sorted(ctx.engine.model.state_dict().items()):
+                h.update(name.encode() + t.detach().float().contiguous().numpy().tobytes())
+            (ctx.run_dir / f"hash-rank{ctx.rank}.txt").write_text(h.hexdigest())
+
+        @hookimpl
         def zoo_step_metrics(self, ctx, rollouts, step):
             return {"probe/world": ctx.world_size, "probe/rank_sum": ctx.all_reduce(ctx.rank, "sum"),
                     "probe/loss_len_max": ctx.all_reduce(self.loss_len_max, "max")}
@@ -164,3 +172,22 @@ def test_all_reduce_with_one_process_returns_the_value():
     assert torch.equal(ctx.all_reduce(t, "max"), t)
     with pytest.raises(ValueError, match="op='median'"):
         ctx.all_reduce(1.0, "median")
+
+
+def test_two_processes_with_lora_bf16_checkpointing_and_tensorboard(tmp_path):
+    """The scale options together under DDP: the run completes, ranks end with the same weights."""
+    pytest.importorskip("peft")
+    pytest.importorskip("tensorboard")
+    cfg = tmp_path / "run.toml"
+    cfg.write_text(CONFIG.replace("[train]", '[peft]\nenabled = true\nr = 4\ntarget_modules = ["q_proj", "v_proj"]\n'
+                                  '[train]\nprecision = "bf16"\ngradient_checkpointing = true\nreport_to = ["tensorboard"]'))
+    out = tmp_path / "run"
+    accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent)) or "accelerate"
+    proc = subprocess.run([accelerate, "launch", "--cpu", "--num_processes", "2", "-m", "grpo_zoo", "train", str(cfg),
+                           "--out", str(out)], env=_env(tmp_path), capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    rows = read_jsonl(out / "metrics.jsonl")
+    assert [r["step"] for r in rows] == [0, 1] and rows[1]["kl"] > 0 and rows[1]["probe/world"] == 2
+    assert (out / "hash-rank0.txt").read_text() == (out / "hash-rank1.txt").read_text()
+    assert (out / "checkpoints" / "step-000001" / "model" / "adapter_model.safetensors").exists()
+    assert list((out / "tensorboard" / "grpo-zoo").glob("events.out.tfevents.*"))
