@@ -107,3 +107,19 @@ def test_precision_errors_name_the_key():
 def test_fp16_on_cpu_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="train.precision='fp16' needs a CUDA device"):
         _trainer(tmp_path, "fp16", "fp16")
+
+
+def test_bf16_checkpoint_resumes(tmp_path):
+    """The optimizer accelerate prepared (one process) saves and loads its fp32 state."""
+    from grpo_zoo.trainer.rundir import read_jsonl
+
+    out = tmp_path / "run"
+    raw = {**CONFIG, "train": {**CONFIG["train"], "steps": 1, "precision": "bf16"}}
+    Trainer(make_context(raw, extra_plugins={"even": EvenTokens()}), out, progress=False).run()
+    raw["train"]["steps"] = 2
+    resumed = Trainer(make_context(raw, extra_plugins={"even": EvenTokens()}), out, resume=True, progress=False)
+    assert resumed.start_step == 1
+    state = resumed.optimizer.state_dict()["state"]
+    assert state and all(s["exp_avg"].dtype == torch.float32 for s in state.values())
+    resumed.run()
+    assert [r["step"] for r in read_jsonl(out / "metrics.jsonl")] == [0, 1]
