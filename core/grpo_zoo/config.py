@@ -170,6 +170,37 @@ class TrainConfig(Section):
     dtype: Literal["float32", "bfloat16"] = "float32"
     threads: int = Field(0, ge=0, description="torch CPU threads; 0 keeps torch's default")
     max_bad_steps: int = Field(3, ge=1, description="consecutive steps with a NaN/inf loss or gradient before the run stops")
+    precision: Literal["fp32", "bf16", "fp16"] = Field(
+        "fp32", description="mixed precision through accelerate: fp32 master weights, bf16/fp16 autocast compute"
+    )
+    gradient_checkpointing: bool = Field(False, description="recompute activations in backward (less memory)")
+    report_to: list[Literal["tensorboard", "wandb", "trackio", "mlflow"]] = Field(
+        default_factory=list, description="experiment trackers (accelerate's tracker API)"
+    )
+
+    @model_validator(mode="after")
+    def _masters_are_fp32(self):
+        if self.precision != "fp32" and self.dtype != "float32":
+            raise ValueError(
+                f"train.precision={self.precision!r} keeps fp32 master weights and needs train.dtype = 'float32' "
+                f"(got {self.dtype!r}; dtype = 'bfloat16' alone is pure-bf16 training)"
+            )
+        return self
+
+
+class PeftConfig(Section):
+    enabled: bool = Field(False, description="train a LoRA adapter (peft) instead of every weight")
+    r: int = Field(16, ge=1, description="LoRA rank")
+    alpha: float = Field(32.0, gt=0, description="LoRA alpha (the update is scaled by alpha / r)")
+    dropout: float = Field(0.0, ge=0, lt=1, description="dropout on the adapter's input")
+    target_modules: list[str] | str = Field("all-linear", description="module names to adapt, or 'all-linear'")
+    save_merged: bool = Field(False, description="write RUN/merged/ (base + adapter merged) after the last step")
+
+    @model_validator(mode="after")
+    def _merged_needs_adapter(self):
+        if self.save_merged and not self.enabled:
+            raise ValueError("peft.save_merged = true needs peft.enabled = true (there is no adapter to merge)")
+        return self
 
 
 class CoreConfig(Section):
@@ -183,6 +214,7 @@ class CoreConfig(Section):
     advantage: AdvantageConfig = Field(default_factory=AdvantageConfig)
     loss: LossConfig = Field(default_factory=LossConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    peft: PeftConfig = Field(default_factory=PeftConfig)
 
 
 def parse_value(text: str) -> Any:

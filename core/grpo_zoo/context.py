@@ -14,6 +14,9 @@ from .segments import Groups
 from .types import RolloutRequest, Rollouts
 
 
+_RANK_SALT = 0x52414E4B  # marks the rank in sampling seeds, apart from request salts
+
+
 @dataclass
 class RunContext:
     config: cfg.CoreConfig
@@ -45,11 +48,34 @@ class RunContext:
         re-samples) gives its extra request a salt of its own.
         """
         salt = request.extras.get("seed_salt")
+        # Under data parallelism each rank draws its own stream (rank 0 keeps the single-process seed).
+        by_rank = (_RANK_SALT, self.rank) if self.rank else ()
         if salt is None:
-            return self.generator(1).initial_seed()
+            return self.generator(1, *by_rank).initial_seed()
         if isinstance(salt, bool) or not isinstance(salt, int):
             raise TypeError(f'request.extras["seed_salt"] must be an int, got {salt!r}')
-        return self.generator(1, salt).initial_seed()
+        return self.generator(1, salt, *by_rank).initial_seed()
+
+    # data parallelism: which process this is, and a collective for plugin figures
+    @property
+    def rank(self) -> int:
+        """This process's index (0 with one process)."""
+        return self.accelerator.process_index if self.accelerator is not None else 0
+
+    @property
+    def world_size(self) -> int:
+        """The number of training processes (1 without data parallelism)."""
+        return self.accelerator.num_processes if self.accelerator is not None else 1
+
+    def all_reduce(self, value, op: str = "mean"):
+        """``value`` (number or tensor) combined over every rank: op = sum, mean, max or min.
+
+        A collective: every rank must call it, in the same order. With one
+        process it returns the value (a number as a float).
+        """
+        from .trainer.reduce import all_reduce
+
+        return all_reduce(self, value, op)
 
     # sampling helpers for wrappers: the inner path, without re-entering zoo_rollout
     def score(self, rollouts: Rollouts) -> Rollouts:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 
 from ..types import Rollouts
+from .reduce import merge_rank_metrics
 
 _FIELDS = ("prompt_text", "prompt_ids", "completion_ids", "completion_text")
 
@@ -68,9 +69,8 @@ def gather_rollouts(ctx, rollouts: Rollouts, tasks: list, local: list[int]) -> R
         if any(p["weight_version"] is None for p in parts)
         else [v for p in parts for v in p["weight_version"]],
     )
-    for p in parts:  # plugin metrics: counts add up across ranks, other figures come from rank 0
-        for k, v in p["metrics"].items():
-            merged.metrics[k] = merged.metrics.get(k, 0) + v if k.endswith(("_count", "/count")) else merged.metrics.get(k, v)
+    # plugin metrics: counts add up, _max/_min keep the extreme, other figures are rollout-weighted means
+    merged.metrics.update(merge_rank_metrics([(p["metrics"], len(p["group"])) for p in parts]))
     return merged
 
 

@@ -1,6 +1,7 @@
 """The policy engine: prompt encoding, batched sampling with transformers, completion-only log-probs."""
 from __future__ import annotations
 
+import contextlib
 import warnings
 
 import torch
@@ -49,13 +50,17 @@ class CompletionLogprobs(nn.Module):
         return logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
 
     def _shared_hidden(self, prompt_ids, prompt_mask, rows, completion_ids, cmask):
+        backbone = self._backbone()
+        with cache_kept_under_checkpointing(backbone):
+            return self._shared_hidden_cached(backbone, prompt_ids, prompt_mask, rows, completion_ids, cmask)
+
+    def _shared_hidden_cached(self, backbone, prompt_ids, prompt_mask, rows, completion_ids, cmask):
         from transformers import DynamicCache
 
-        backbone = self._backbone()
         cache_arg = cache_kwarg(backbone)
         padded = bool((prompt_mask == 0).any())
         ppos = (prompt_mask.cumsum(-1) - 1).clamp(min=0)
-        cache = DynamicCache(config=self.model.config)
+        cache = replayable(DynamicCache(config=self.model.config))
         out = backbone(
             input_ids=prompt_ids,
             attention_mask=prompt_mask if padded else None,
@@ -77,10 +82,10 @@ class CompletionLogprobs(nn.Module):
             if Tb < 2:
                 continue
             # every row gets its prompt's KV (index_select: differentiable, the prompt ran once)
-            sub = DynamicCache(
+            sub = replayable(DynamicCache(
                 ddp_cache_data=[(k.index_select(0, rows[idx]), v.index_select(0, rows[idx])) for k, v in kv],
                 config=self.model.config,
-            )
+            ))
             attn = None
             if padded:
                 attn = torch.cat([prompt_mask[rows[idx]], prompt_mask.new_ones((idx.numel(), Tb - 1))], dim=1)
@@ -94,6 +99,78 @@ class CompletionLogprobs(nn.Module):
             ).last_hidden_state
             hidden[idx, 1:Tb] = h  # position j predicts token j
         return hidden[cmask], completion_ids[cmask]
+
+
+def replayable(cache):
+    """``cache`` with each plain (full-attention) layer made replayable; other layers are left as they are.
+
+    A replayable layer's ``update`` returns the keys it held before this
+    forward plus the new ones, and keeps that, instead of appending to what the
+    previous call left: calling it twice in one forward gives the same keys.
+    Gradient checkpointing reruns each layer in backward, so only such a cache
+    can stay on under it (see :func:`cache_kept_under_checkpointing`).
+    """
+    from transformers.cache_utils import DynamicLayer
+
+    class ReplayableLayer(DynamicLayer):
+        before = None  # (keys, values) held before this forward's first update
+
+        def update(self, key_states, value_states, *args, **kwargs):
+            if not self.is_initialized:
+                self.lazy_initialization(key_states, value_states)
+            if self.before is None:
+                self.before = (self.keys, self.values)
+            self.keys = torch.cat([self.before[0], key_states], dim=-2)
+            self.values = torch.cat([self.before[1], value_states], dim=-2)
+            return self.keys, self.values
+
+    layers = []
+    for layer in cache.layers:
+        if type(layer) is DynamicLayer:
+            new = ReplayableLayer()
+            if layer.is_initialized:
+                new.lazy_initialization(layer.keys, layer.values)
+                new.keys, new.values = layer.keys, layer.values
+            layer = new
+        layers.append(layer)
+    cache.layers = layers
+    return cache
+
+
+def cache_is_replayable(model) -> bool:
+    """Whether every layer of the model's cache is a plain full-attention one (see :func:`replayable`)."""
+    from transformers import DynamicCache
+    from transformers.cache_utils import DynamicLayer
+
+    return all(type(layer) is DynamicLayer for layer in DynamicCache(config=model.config).layers)
+
+
+@contextlib.contextmanager
+def cache_kept_under_checkpointing(backbone):
+    """Let checkpointed decoder layers keep their KV cache (transformers drops it by default, since a
+    layer rerun in backward would append to it twice). The shared-prompt path passes only
+    :func:`replayable` caches, for which a rerun returns the same keys, so the cache may stay."""
+    layers = [m for m in backbone.modules() if getattr(m, "gradient_checkpointing", False)]
+    for m in layers:
+        m._can_checkpoint_with_cache = True
+    try:
+        yield
+    finally:
+        for m in layers:
+            del m._can_checkpoint_with_cache  # back to the class default
+
+
+def enable_gradient_checkpointing(model) -> None:
+    """transformers' gradient checkpointing, non-reentrant: the shared-prompt path lets prompt KV
+    tensors leave a checkpointed layer through the cache, which only the non-reentrant variant
+    (a real autograd graph, with saved tensors recomputed) differentiates."""
+    if not getattr(model, "supports_gradient_checkpointing", False):
+        raise ValueError(f"train.gradient_checkpointing: {type(model).__name__} does not support gradient checkpointing")
+    kwargs = {"use_reentrant": False}
+    if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.x's name for it
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
 
 
 def length_buckets(lengths: list[int], call_cost: int = 16) -> list[list[int]]:
@@ -175,6 +252,7 @@ class Engine:
         self.scorer = CompletionLogprobs(model, temperature)
         self.ref_scorer: CompletionLogprobs | None = None
         self._shares: bool | None = None
+        self.autocast = contextlib.nullcontext  # the trainer sets accelerator.autocast (train.precision)
         self.lean_reason = lean_unsupported_reason(model)
         if self.lean_reason is not None:  # say it once, here, rather than fall back silently at every step
             warnings.warn(
@@ -241,7 +319,7 @@ class Engine:
         gen.manual_seed(int(seed) & 0x7FFFFFFFFFFFFFFF)
         per_group: dict[int, list[tuple[list[int], list[float] | None]]] = {g: [] for g in range(len(encoded))}
         try:
-            with torch.inference_mode():  # tensors for Rollouts are made outside it
+            with torch.inference_mode(), self.autocast():  # tensors for Rollouts are made outside it
                 for chunk in chunks:
                     prompts = [encoded[g] for g, _ in chunk]
                     counts = [n for _, n in chunk]
@@ -330,11 +408,13 @@ class Engine:
             share_prompts = len({tuple(p) for p in prompt_ids}) < len(prompt_ids) and self.shares_prompts
         if share_prompts:
             batch = {k: v.to(device) for k, v in pack_shared(prompt_ids, completion_ids, self.tokenizer.pad_token_id).items()}
-            flat = scorer(**batch)
+            with self.autocast():
+                flat = scorer(**batch)
             cmask = batch["cmask"]
         else:
             ids, positions, targets, cmask = pack(prompt_ids, completion_ids, self.tokenizer.pad_token_id)
-            flat = scorer(ids.to(device), positions.to(device), targets.to(device))
+            with self.autocast():
+                flat = scorer(ids.to(device), positions.to(device), targets.to(device))
             cmask = cmask.to(device)
         return unflatten(flat, cmask), cmask
 
@@ -342,6 +422,8 @@ class Engine:
     def shares_prompts(self) -> bool:
         if self._shares is None:
             self._shares = self.lean_reason is None
+            if self._shares and getattr(self.model, "is_gradient_checkpointing", False):
+                self._shares = cache_is_replayable(self.model)  # e.g. sliding-window layers: packed path
         return self._shares
 
     @torch.no_grad()
@@ -351,8 +433,9 @@ class Engine:
         device = next(self.model.parameters()).device
         ids, positions, cmask = ids.to(device), positions.to(device), cmask.to(device)
         backbone = self.model.get_decoder()
-        hidden = backbone(input_ids=ids, use_cache=False).last_hidden_state
-        logits = self.model.get_output_embeddings()(hidden[positions[:, 0], positions[:, 1]]).float()
+        with self.autocast():
+            hidden = backbone(input_ids=ids, use_cache=False).last_hidden_state
+            logits = self.model.get_output_embeddings()(hidden[positions[:, 0], positions[:, 1]]).float()
         ent = -(torch.softmax(logits, -1) * torch.log_softmax(logits, -1)).sum(-1)
         per = unflatten(ent, cmask)
         return per.sum(-1) / cmask.sum(-1).clamp(min=1)

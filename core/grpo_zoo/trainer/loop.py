@@ -12,10 +12,11 @@ import torch
 from tqdm.auto import tqdm
 
 from ..context import RunContext, make_context
-from . import checkpoint
+from . import checkpoint, lora, trackers
 from .distributed import RUN_DIR_VAR, accelerate_cpu_fan_out_size, fan_out
-from .engine import CompletionLogprobs, Engine
+from .engine import CompletionLogprobs, Engine, enable_gradient_checkpointing
 from .models import load_model_and_tokenizer
+from .precision import make_accelerator, uses_accelerate_with_one_process
 from .rundir import append_jsonl, new_run_dir, plot_run, read_jsonl, sample_rows, truncate_metrics, write_manifest
 from .step import train_step
 from . import finite
@@ -68,10 +69,9 @@ class Trainer:
         cfg = ctx.config
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
-        from accelerate import Accelerator
-
-        self.acc = Accelerator(cpu=not torch.cuda.is_available())
-        ctx.accelerator = self.acc if self.acc.num_processes > 1 else None
+        self.acc = make_accelerator(cfg)
+        # One process needs accelerate only for mixed precision (autocast, fp16 grad scaling).
+        ctx.accelerator = self.acc if self.acc.num_processes > 1 or uses_accelerate_with_one_process(cfg) else None
         if self.acc.num_processes == 1 and os.environ.get("ACCELERATE_USE_CPU", "").lower() == "true" and "MASTER_ADDR" in os.environ:
             print("grpo-zoo: warning: accelerate launch --cpu started a single process (multi-process CPU runs "
                   "need mpirun, or go through `grpo-zoo train`); training on 1 process", file=sys.stderr)
@@ -94,17 +94,26 @@ class Trainer:
                 )
             checkpoint.warn(f"--resume {self.run_dir}: no checkpoint yet (killed before the first); starting from step 0")
         # On resume the policy comes from the checkpoint; the reference (beta > 0) is always the initial model.
-        model, tok = load_model_and_tokenizer(str(ckpt / "model") if ckpt else cfg.model, cfg.train.dtype)
+        # With LoRA the checkpoint holds the adapter only: the base model is loaded and the adapter attached.
+        from_ckpt = ckpt is not None and not cfg.peft.enabled
+        model, tok = load_model_and_tokenizer(str(ckpt / "model") if from_ckpt else cfg.model, cfg.train.dtype)
+        if cfg.peft.enabled:
+            model = lora.attach(model, cfg.peft, adapter_dir=ckpt / "model" if ckpt else None)
         model.to(self.acc.device)
         model.train()
+        if cfg.train.gradient_checkpointing:
+            enable_gradient_checkpointing(model)
         engine = Engine(model, tok, temperature=cfg.sampling.temperature)
+        engine.autocast = self.acc.autocast  # sampling, reference and probes run under the run's precision too
         self.optimizer = torch.optim.AdamW(
             [p for p in model.parameters() if p.requires_grad], lr=cfg.train.lr, weight_decay=cfg.train.weight_decay
         )
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(cfg))
         if ctx.accelerator is not None:
             engine.scorer, self.optimizer = self.acc.prepare(engine.scorer, self.optimizer)
-        if cfg.loss.beta > 0:  # the frozen reference exists only when the KL term is on
+        if cfg.loss.beta > 0 and cfg.peft.enabled:  # the reference: the same model, adapter off
+            engine.ref_scorer = lora.AdapterOffLogprobs(model, cfg.sampling.temperature)
+        elif cfg.loss.beta > 0:  # the frozen reference exists only when the KL term is on
             ref, _ = load_model_and_tokenizer(cfg.model, cfg.train.dtype)
             ref.to(self.acc.device).eval().requires_grad_(False)
             engine.ref_scorer = CompletionLogprobs(ref, cfg.sampling.temperature)
@@ -140,6 +149,7 @@ class Trainer:
         if self.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             write_manifest(ctx, self.run_dir)
+            trackers.start(self.acc, ctx, self.run_dir)
         self.acc.wait_for_everyone()  # the folder exists before any rank's plugins write into it
         ctx.hooks.run_start(ctx)
         metrics: dict = {}
@@ -157,6 +167,7 @@ class Trainer:
             metrics, rollouts = train_step(ctx, self.source, step, self.optimizer, self.scheduler)
             if self.is_main:
                 append_jsonl(self.run_dir / "metrics.jsonl", [metrics])
+                trackers.log(self.acc, metrics, step)
                 append_jsonl(self.run_dir / "samples.jsonl", sample_rows(rollouts, step, cfg.train.samples_per_step))
             finite.after_step(ctx, metrics)
             bar.set_postfix(reward=f"{metrics['reward/mean']:.3f}", s_step=f"{metrics['time/step_s']:.1f}")
@@ -172,10 +183,13 @@ class Trainer:
             rows = read_jsonl(self.run_dir / "metrics.jsonl")
             metrics = rows[-1] if rows else {}
         ctx.hooks.run_end(ctx, metrics)
+        if self.is_main and cfg.peft.enabled and cfg.peft.save_merged:
+            lora.save_merged(ctx.engine.model, ctx.engine.tokenizer, self.run_dir / lora.MERGED_DIR)
         if self.is_main:
             atomic_write_text(self.run_dir / "summary.json", dumps(metrics, indent=2))
             if metrics:
                 plot_run(self.run_dir)
+            trackers.finish(self.acc)
         return metrics
 
 

@@ -13,6 +13,7 @@ from ..types import LossInputs, RolloutRequest, Rollouts
 from .distributed import gather_rollouts, shard_by_budget
 from .distributed import world as world_of
 from . import finite
+from .reduce import all_reduce
 
 
 def make_request(ctx, tasks) -> RolloutRequest:
@@ -184,13 +185,16 @@ def policy_update(ctx, rollouts: Rollouts, optimizer, scheduler) -> dict[str, fl
             for p in params:
                 p.grad = torch.zeros_like(p)
         if cfg.train.grad_clip > 0:
-            norm = torch.nn.utils.clip_grad_norm_(params, cfg.train.grad_clip)
+            clip = acc.clip_grad_norm_ if acc is not None else torch.nn.utils.clip_grad_norm_  # unscales fp16, shards
+            norm = clip(params, cfg.train.grad_clip)
             stats["grad_norm"] = float(norm)
         if finite.bad_update(ctx, params, stats):
             optimizer.zero_grad(set_to_none=True)  # skipped: NaN/inf must reach neither weights nor moments
         else:
             optimizer.step()
         scheduler.step()
+        if acc is not None:  # token-weighted over every rank's share, as one process computes them
+            kl_sum, clip_sum, tok_sum = all_reduce(ctx, torch.tensor([kl_sum, clip_sum, tok_sum]), "sum").tolist()
         stats["kl"] = kl_sum / max(tok_sum, 1.0)
         stats["clip_frac"] = clip_sum / max(tok_sum, 1.0)
         correction.recording = False
