@@ -120,3 +120,22 @@ def test_manifest_records_paths_and_versions(tmp_path):
     import transformers
 
     assert manifest["versions"]["transformers"] == transformers.__version__
+
+
+def test_lora_model_keeps_the_fast_paths():
+    """A peft model hides the base forward behind *args/**kwargs: the engine drives its base model,
+    whose injected LoRA layers run, so LoRA runs keep the lean sampler and shared-prompt log-probs."""
+    peft = pytest.importorskip("peft")
+    model, tok = load_model_and_tokenizer("tiny-random")
+    lora = peft.get_peft_model(model, peft.LoraConfig(r=4, lora_alpha=8, target_modules="all-linear"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        engine = Engine(lora.eval(), tok)
+    assert engine.paths()["sampler"] == "lean" and engine.paths()["logprobs"] == "shared_prompt"
+    out = engine.generate(_request(), Sampling, seed=3)
+    with torch.no_grad():
+        shared, mask = engine.logprobs(out.prompt_ids, out.completion_ids)
+        packed, _ = engine.logprobs(out.prompt_ids, out.completion_ids, share_prompts=False)
+    torch.testing.assert_close(shared[mask], packed[mask], atol=1e-5, rtol=1e-5)
+    for lp, row, m in zip(out.sample_logp, shared, mask):
+        torch.testing.assert_close(lp, row[m], atol=1e-4, rtol=1e-4)  # sampled by the adapted model

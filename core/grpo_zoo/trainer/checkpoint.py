@@ -187,9 +187,12 @@ def verify(path: Path) -> str | None:
         return f"{MANIFEST} is unreadable ({exc})"
     if manifest.get("format") != FORMAT:
         return f"unknown checkpoint format {manifest.get('format')!r}"
-    for name in ("state.json", "state.safetensors", "model/config.json"):
+    for name in ("state.json", "state.safetensors"):
         if name not in files:
             return f"{MANIFEST} does not list {name}"
+    # the model: a transformers folder, or a LoRA adapter ([peft]) over the run's base model
+    if "model/config.json" not in files and "model/adapter_config.json" not in files:
+        return f"{MANIFEST} lists neither model/config.json nor model/adapter_config.json"
     for name, meta in files.items():
         p = path / name
         if ".." in Path(name).parts or not p.is_file():

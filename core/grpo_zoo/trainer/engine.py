@@ -253,7 +253,7 @@ class Engine:
         self.ref_scorer: CompletionLogprobs | None = None
         self._shares: bool | None = None
         self.autocast = contextlib.nullcontext  # the trainer sets accelerator.autocast (train.precision)
-        self.lean_reason = lean_unsupported_reason(model)
+        self.lean_reason = lean_unsupported_reason(lean_target(model))
         if self.lean_reason is not None:  # say it once, here, rather than fall back silently at every step
             warnings.warn(
                 f"grpo-zoo: the lean sampler and shared-prompt log-probs cannot run {type(model).__name__}: "
@@ -325,7 +325,7 @@ class Engine:
                     counts = [n for _, n in chunk]
                     if self.lean_reason is None:
                         comps, logps = sampler.sample(
-                            model, prompts, counts, max_new_tokens=sampling.max_new_tokens, eos_ids=eos, pad_id=pad,
+                            lean_target(model), prompts, counts, max_new_tokens=sampling.max_new_tokens, eos_ids=eos, pad_id=pad,
                             temperature=sampling.temperature, top_k=sampling.top_k, top_p=sampling.top_p, generator=gen,
                         )
                     else:
@@ -422,7 +422,10 @@ class Engine:
     def shares_prompts(self) -> bool:
         if self._shares is None:
             self._shares = self.lean_reason is None
-            if self._shares and getattr(self.model, "is_gradient_checkpointing", False):
+            checkpointing = getattr(self.model, "is_activation_checkpointing", None)  # transformers >= 5.x's name
+            if checkpointing is None:
+                checkpointing = getattr(self.model, "is_gradient_checkpointing", False)
+            if self._shares and checkpointing:
                 self._shares = cache_is_replayable(self.model)  # e.g. sliding-window layers: packed path
         return self._shares
 
@@ -439,6 +442,15 @@ class Engine:
         ent = -(torch.softmax(logits, -1) * torch.log_softmax(logits, -1)).sum(-1)
         per = unflatten(ent, cmask)
         return per.sum(-1) / cmask.sum(-1).clamp(min=1)
+
+
+def lean_target(model):
+    """The module the lean sampler drives: a peft model's base model, whose LoRA layers were
+    injected in place (its forward runs the adapter), since ``PeftModel.forward`` hides the
+    base forward's arguments behind ``*args, **kwargs``."""
+    if hasattr(model, "peft_config") and hasattr(model, "get_base_model"):
+        return model.get_base_model()
+    return model
 
 
 def _cut_at_eos(tokens: list[int], eos: list[int]) -> list[int]:
