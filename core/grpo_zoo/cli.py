@@ -95,6 +95,10 @@ def build_parser(with_plugins: bool = True) -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_train)
 
+    from . import compare, evaluation
+
+    evaluation.register(sub)
+    compare.register(sub)
     _plugin_commands("builtin.cli", sub)
     if with_plugins:
         for name in installed_entry_points():

@@ -18,6 +18,7 @@ from .engine import CompletionLogprobs, Engine
 from .models import load_model_and_tokenizer
 from .rundir import append_jsonl, new_run_dir, plot_run, read_jsonl, sample_rows, truncate_metrics, write_manifest
 from .step import train_step
+from ..evaluation import EvalTracker
 
 
 def lr_lambda(cfg):
@@ -99,6 +100,7 @@ class Trainer:
             self.start_step = checkpoint.load_state(ctx, ckpt, self.optimizer, self.scheduler)
             if self.is_main:
                 truncate_metrics(self.run_dir, self.start_step)
+        self.evals = EvalTracker(ctx, self.run_dir, self.source, self.start_step, self.is_main)
 
     def _agree_on_run_dir(self, run_dir) -> Path:
         """Every rank must write to one folder; rank 0 picks the timestamped default."""
@@ -121,6 +123,7 @@ class Trainer:
         if self.is_main:
             write_manifest(ctx, self.run_dir)
         ctx.hooks.run_start(ctx)
+        self.evals.before_training()
         metrics: dict = {}
         bar = tqdm(
             range(self.start_step, cfg.train.steps),
@@ -134,6 +137,7 @@ class Trainer:
         for step in bar:
             seed_all(hash((cfg.seed, step)) & 0x7FFFFFFF)
             metrics, rollouts = train_step(ctx, self.source, step, self.optimizer, self.scheduler)
+            self.evals.after_step(step, metrics)  # before the checkpoint: see EvalTracker
             if self.is_main:
                 append_jsonl(self.run_dir / "metrics.jsonl", [metrics])
                 append_jsonl(self.run_dir / "samples.jsonl", sample_rows(rollouts, step, cfg.train.samples_per_step))
@@ -154,6 +158,7 @@ class Trainer:
             (self.run_dir / "summary.json").write_text(json.dumps(metrics, indent=2))
             if metrics:
                 plot_run(self.run_dir)
+            self.evals.plot()
         return metrics
 
 
