@@ -10,6 +10,7 @@ import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .config import ConfigError
 from .evaluation import EVAL_FILE
 from .trainer.rundir import read_jsonl
 
@@ -61,7 +62,7 @@ def load_run(path: str | Path, metric: str) -> Run:
         rows = _cumulative(read_jsonl(path / "metrics.jsonl"))
     if not any(metric in r for r in rows):
         names = sorted({k for r in rows for k in r})
-        raise ValueError(f"{path}: no {metric!r} in its rows (it has {', '.join(names[:12])}, ...)")
+        raise ConfigError(f"{path}: no {metric!r} in its rows (it has {', '.join(names[:12])}, ...)")
     return Run(path, config, rows)
 
 
@@ -84,14 +85,13 @@ def group_runs(runs: list[Run]) -> list[Group]:
         key = json.dumps({k: v for k, v in run.config.items() if k != "seed"}, sort_keys=True)
         groups.setdefault(key, Group("", json.loads(key))).runs.append(run)
     out = list(groups.values())
-    for g in out:
-        g.label = "+".join(g.config.get("plugins") or []) or "grpo"
+    base = ["+".join(g.config.get("plugins") or []) or "grpo" for g in out]
     flat = [_flatten(g.config) for g in out]
-    for g, f in zip(out, flat):
-        twins = [h for h, fh in zip(out, flat) if h is not g and h.label == g.label]
-        if twins:
-            keys = sorted({k for h in twins for k in set(f) | set(_flatten(h.config)) if f.get(k) != _flatten(h.config).get(k)})
-            g.label += " (" + ", ".join(f"{k}={json.loads(f[k]) if k in f else '-'}" for k in keys[:3]) + ")"
+    for i, g in enumerate(out):
+        twins = [j for j in range(len(out)) if j != i and base[j] == base[i]]
+        keys = sorted({k for j in twins for k in set(flat[i]) | set(flat[j]) if flat[i].get(k) != flat[j].get(k)})
+        shown = ", ".join(f"{k}={json.loads(flat[i][k]) if k in flat[i] else '-'}" for k in keys[:3])
+        g.label = f"{base[i]} ({shown})" if twins else base[i]
     return out
 
 
@@ -174,7 +174,7 @@ def plot(groups: list[Group], metric: str, x: str, path: Path) -> Path:
 
 def compare(run_dirs: list[str], metric: str = "eval/pass@1", x: str = "step", out: str | Path = "compare") -> dict:
     if x not in X_AXES:
-        raise ValueError(f"--x {x!r}: expected one of {', '.join(X_AXES)}")
+        raise ConfigError(f"--x {x!r}: expected one of {', '.join(X_AXES)}")
     runs = [load_run(p, metric) for p in run_dirs]
     groups = group_runs(runs)
     summary = summarize(groups, metric)

@@ -221,7 +221,8 @@ class EvalTracker:
         self.totals["tokens"] += int(metrics.get("tokens", 0))
         self.totals["seconds"] += float(metrics.get("time/step_s", 0.0))
 
-    def _run(self, steps_done: int) -> dict:
+    def evaluate_now(self, steps_done: int) -> dict:
+        """Evaluate now and append the row (``steps_done`` optimizer steps taken)."""
         row = {"step": steps_done, **evaluate(self.ctx, self.tasks), **self.totals}
         if self.is_main:
             append_jsonl(self.run_dir / EVAL_FILE, [row])
@@ -230,7 +231,7 @@ class EvalTracker:
     def before_training(self) -> dict | None:
         cfg = self.ctx.config.eval
         if self.active and cfg.before_training and self.start_step == 0:
-            return self._run(0)
+            return self.evaluate_now(0)
         return None
 
     def after_step(self, step: int, metrics: dict) -> dict | None:
@@ -249,7 +250,7 @@ class EvalTracker:
             return None
         cfg, done = self.ctx.config.eval, step + 1
         if done == self.ctx.config.train.steps or (cfg.every and done % cfg.every == 0):
-            return self._run(done)
+            return self.evaluate_now(done)
         return None
 
     def plot(self) -> list[Path]:
