@@ -232,3 +232,17 @@ def test_cli_eval_on_a_run_a_checkpoint_and_a_base_model(zoo_train_step, tmp_pat
     # evaluation off: a one-line error naming the key
     assert cli.main(["eval", "tiny-random"]) == 2
     assert "eval.size = 0" in capsys.readouterr().err
+
+
+def test_evaluation_leaves_training_unchanged(zoo_train_step, tmp_path):
+    """The same run with and without [eval]: identical training metrics (eval has its own random stream)."""
+    plain = zoo_train_step(config={k: v for k, v in EVAL_RUN.items() if k != "eval"}, steps=3, run_dir=tmp_path / "a")
+    evald = zoo_train_step(config=EVAL_RUN, steps=3, run_dir=tmp_path / "b")
+    assert not (plain.run_dir / EVAL_FILE).exists()
+    strip = lambda rows: [{k: v for k, v in r.items() if not k.startswith("time/")} for r in rows]  # noqa: E731
+    assert strip(plain.metrics) == strip(evald.metrics)
+    from grpo_zoo.evaluation import summary_line
+
+    first, last = read_jsonl(evald.run_dir / EVAL_FILE)[::3]
+    assert summary_line(evald.run_dir) == (f"eval/pass@1: {first['eval/pass@1']:.4f} at step 0 -> "
+                                           f"{last['eval/pass@1']:.4f} at step 3 (3 held-out tasks)")

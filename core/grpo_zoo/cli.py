@@ -58,6 +58,10 @@ def cmd_train(args) -> int:
     first = _first_reward(run_dir)
     print(f"\nrun folder: {run_dir}")
     print(f"reward/mean: {first:.4f} at the first step -> {metrics['reward/mean']:.4f} at the last")
+    from .evaluation import summary_line
+
+    if line := summary_line(run_dir):
+        print(line)
     print(f"plots: {run_dir / 'plots'}  checkpoint: {run_dir / 'checkpoints'}")
     return 0
 

@@ -257,6 +257,16 @@ class EvalTracker:
         return plot_eval(self.run_dir) if self.active and self.is_main else []
 
 
+def summary_line(run_dir: str | Path) -> str | None:
+    """``eval/pass@1: A at step 0 -> B at step N`` from eval.jsonl, or None without evaluations."""
+    rows = read_jsonl(Path(run_dir) / EVAL_FILE)
+    if not rows:
+        return None
+    a, b = rows[0], rows[-1]
+    return (f"eval/pass@1: {a['eval/pass@1']:.4f} at step {a['step']} -> {b['eval/pass@1']:.4f} at step {b['step']} "
+            f"({b['eval/tasks']} held-out tasks)")
+
+
 def plot_eval(run_dir: str | Path) -> list[Path]:
     """``plots/eval.png``: every eval/pass@k and eval/reward/mean against optimizer steps."""
     rows = read_jsonl(Path(run_dir) / EVAL_FILE)
