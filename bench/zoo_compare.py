@@ -85,7 +85,7 @@ class BudgetSpent(Exception):
 
 def spent(ctx, metrics_rows) -> int:
     """Completions generated so far: every generate call of the run plus the hinter's hints."""
-    hints = sum(int(r.get("hints/hints_generated", 0)) for r in metrics_rows)
+    hints = sum(int(r.get("hint/hints_generated", 0)) for r in metrics_rows)
     return int(ctx.info.get("generated", 0)) + hints
 
 
@@ -136,12 +136,12 @@ def measure_base(args) -> list[dict]:
     return out
 
 
-def fmt(values: list[float]) -> str:
+def fmt(values: list[float], digits: int = 3) -> str:
     import statistics
 
     if len(values) == 1:
-        return f"{values[0]:.3f}"
-    return f"{statistics.fmean(values):.3f} ± {statistics.stdev(values):.3f}"
+        return f"{values[0]:.{digits}f}"
+    return f"{statistics.fmean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
 
 def main() -> int:
@@ -188,8 +188,8 @@ def main() -> int:
     for method, rs in results.items():
         col = {k: [r[k] for r in rs] for k in ("before", "after", "steps", "generated", "seconds")}
         gain = [r["after"] - r["before"] for r in rs]
-        print(f"| {method} | {fmt(col['before'])} | {fmt(col['after'])} | {fmt(gain)} | {fmt(col['steps'])} | "
-              f"{fmt(col['generated'])} | {fmt(col['seconds'])} |")
+        print(f"| {method} | {fmt(col['before'])} | {fmt(col['after'])} | {fmt(gain)} | {fmt(col['steps'], 1)} | "
+              f"{fmt(col['generated'], 0)} | {fmt(col['seconds'], 0)} |")
         table.append({"method": method, "runs": rs})
     print(json.dumps({"bench": "zoo_compare", "quick": args.quick, "model": args.model, "budget": args.budget,
                       "eval_size": args.eval_size, "seeds": seeds, "task": TASK, "methods": table}))

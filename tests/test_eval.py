@@ -246,3 +246,10 @@ def test_evaluation_leaves_training_unchanged(zoo_train_step, tmp_path):
     first, last = read_jsonl(evald.run_dir / EVAL_FILE)[::3]
     assert summary_line(evald.run_dir) == (f"eval/pass@1: {first['eval/pass@1']:.4f} at step 0 -> "
                                            f"{last['eval/pass@1']:.4f} at step 3 (3 held-out tasks)")
+
+
+def test_plot_command_redraws_the_eval_plot(zoo_train_step, capsys):
+    res = zoo_train_step(config={"eval": {"size": 2, "max_new_tokens": 3}, "task": {"size": 8}}, steps=1)
+    (res.run_dir / "plots" / "eval.png").unlink()
+    assert cli.main(["plot", str(res.run_dir)]) == 0
+    assert (res.run_dir / "plots" / "eval.png").stat().st_size > 0 and "eval.png" in capsys.readouterr().out

@@ -138,10 +138,10 @@ def _local_stats(ctx, tasks: list[Task], index: list[int]) -> list[dict]:
         s["len"] += int(lengths[r])
         for k, v in rewards.items():
             s["rewards"][k] += float(v[r])
-    short = [tasks[s["task"]].id for s in stats if s["n"] != cfg.samples]
+    short = [(tasks[s["task"]].id, s["n"]) for s in stats if s["n"] != cfg.samples]
     if short:  # pass@k assumes n samples of every task; a backend that returns fewer would bias it
-        raise RuntimeError(f"eval: the backend returned {stats[0]['n']} completion(s) instead of eval.samples = "
-                           f"{cfg.samples} for task(s) {short[:3]}")
+        raise RuntimeError(f"eval: the backend returned {short[0][1]} completion(s) for task {short[0][0]!r} "
+                           f"instead of eval.samples = {cfg.samples}")
     return stats
 
 
