@@ -253,3 +253,24 @@ def test_plot_command_redraws_the_eval_plot(zoo_train_step, capsys):
     (res.run_dir / "plots" / "eval.png").unlink()
     assert cli.main(["plot", str(res.run_dir)]) == 0
     assert (res.run_dir / "plots" / "eval.png").stat().st_size > 0 and "eval.png" in capsys.readouterr().out
+
+
+def test_eval_from_a_dataset_split_and_task_source_errors(zoo_context, tmp_path):
+    import datasets
+
+    rows = lambda lo, hi: {"id": [f"r{i}" for i in range(lo, hi)], "prompt": [f"What is {i} - 1?" for i in range(lo, hi)],  # noqa: E731
+                           "answer": [str(i - 1) for i in range(lo, hi)]}
+    folder = tmp_path / "dd"
+    datasets.DatasetDict({"train": datasets.Dataset.from_dict(rows(0, 6)),
+                          "test": datasets.Dataset.from_dict(rows(6, 9))}).save_to_disk(str(folder))
+    train_file = tmp_path / "train.jsonl"
+    train_file.write_text("".join(json.dumps({"id": i, "prompt": p, "answer": a}) + "\n" for i, p, a in zip(*rows(0, 6).values())))
+    task = {"source": "file", "path": str(train_file)}
+    ctx = zoo_context(config={"task": task, "eval": {"size": 8, "source": "file", "path": str(folder)}})
+    assert [t.id for t in eval_tasks(ctx, ctx.hooks.task_source(ctx))] == ["r6", "r7", "r8"]  # the "test" split
+    ctx = zoo_context(config={"task": task, "eval": {"size": 8, "source": "file", "path": str(folder), "split": "dev"}})
+    with pytest.raises(ConfigError, match=r"has splits \['test', 'train'\], not 'dev'"):
+        eval_tasks(ctx, ctx.hooks.task_source(ctx))
+    ctx = zoo_context(config={"task": task, "eval": {"size": 8}})  # source = "task" needs a generator
+    with pytest.raises(ConfigError, match="eval.source = 'task' needs task.source = 'reasoning_gym'"):
+        eval_tasks(ctx, ctx.hooks.task_source(ctx))
