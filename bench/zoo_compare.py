@@ -31,22 +31,23 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "core"))
 
-# The task: one-digit products, the quickstart's, where the base model is right about 40% of
-# the time when sampling at temperature 0.7 (examples/quickstart.toml). The bench's criterion is
-# the greedy held-out pass@1 in 20-60%: check it with --measure-base before a full run (the
-# README section "Evaluating and comparing methods" says what has been measured).
+# The task: products of two numbers of one or two digits. Measured with --measure-base on
+# 2026-11-30 (32 held-out tasks, greedy), the default model starts at pass@1 0.375 there, inside
+# the 20-60% band; one-digit products (the quickstart's) start at 0.75, basic_arithmetic with two
+# one-digit terms at 0.09 and two-digit chain sums at 0.0.
 TASK = {
     "source": "reasoning_gym",
     "name": "products",
-    "params": {"min_terms": 2, "max_terms": 2, "min_digits": 1, "max_digits": 1},
-    "size": 40,  # leaves about half of the ~90 distinct prompts for the held-out set
+    "params": {"min_terms": 2, "max_terms": 2, "min_digits": 1, "max_digits": 2},
+    "size": 256,
     "system_prompt": "You are a calculator. Reply with the final number only.",
 }
+EVAL_SEED = 1_000_003  # one held-out generator seed for every run, so all runs see (nearly) the same set
 CANDIDATES = {  # --measure-base: tasks and params whose pass@1 is measured
     "products 1x1 digit": ("products", {"min_terms": 2, "max_terms": 2, "min_digits": 1, "max_digits": 1}),
     "basic_arithmetic 2 terms 1 digit": ("basic_arithmetic", {"min_terms": 2, "max_terms": 2, "min_digits": 1, "max_digits": 1}),
     "chain_sum 2 terms 2 digits": ("chain_sum", {"min_terms": 2, "max_terms": 2, "min_digits": 2, "max_digits": 2}),
-    "products 2x1 digits": ("products", {"min_terms": 2, "max_terms": 2, "min_digits": 1, "max_digits": 2}),
+    "products 1-2 digit factors": ("products", {"min_terms": 2, "max_terms": 2, "min_digits": 1, "max_digits": 2}),
 }
 METHODS = ["grpo", "mc_grpo", "gdpo", "knapsack", "igrpo", "hints", "golden_goose", "mix"]
 
@@ -61,7 +62,7 @@ def base_config(args, seed: int) -> dict:
         "reward": {"builtin": ["correct", "format"], "format_regex": r"\d\s*=\s*-?\d+"},
         "train": {"steps": 10_000, "prompts_per_step": 4, "lr": 1e-5, "micro_batch_size": 16, "samples_per_step": 1,
                   "threads": args.threads},
-        "eval": {"size": args.eval_size, "max_new_tokens": 24},
+        "eval": {"size": args.eval_size, "max_new_tokens": 24, "seed": EVAL_SEED},
     }
 
 
