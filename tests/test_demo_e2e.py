@@ -32,6 +32,7 @@ def test_quickstart_two_steps_on_the_default_model(tmp_path, capsys):
             "--set", "train.steps=2",
             "--set", "train.prompts_per_step=2",
             "--set", "sampling.max_new_tokens=24",
+            "--set", "eval.size=8",
         ]
     )
     assert rc == 0
@@ -51,4 +52,7 @@ def test_quickstart_two_steps_on_the_default_model(tmp_path, capsys):
     assert samples and all(s["completion"] for s in samples)  # the real model writes text
     assert (out / "plots" / "reward.png").exists() and (out / "plots" / "loss.png").exists()
     assert (out / "checkpoints" / "step-000001" / "model" / "model.safetensors").exists()
+    evals = read_jsonl(out / "eval.jsonl")  # held-out pass@1 before training and after the last step
+    assert [r["step"] for r in evals] == [0, 2] and all(0.0 <= r["eval/pass@1"] <= 1.0 for r in evals)
+    assert (out / "plots" / "eval.png").exists()
     print(json.dumps(rows[-1]), file=sys.stderr)

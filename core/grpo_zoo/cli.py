@@ -64,6 +64,10 @@ def cmd_train(args) -> int:
     last = metrics.get("reward/mean")
     last = float("nan") if last is None else last  # null in metrics.jsonl: a non-finite value
     print(f"reward/mean: {first:.4f} at the first step -> {last:.4f} at the last")
+    from .evaluation import summary_line
+
+    if line := summary_line(run_dir):
+        print(line)
     print(f"plots: {run_dir / 'plots'}  checkpoint: {run_dir / 'checkpoints'}")
     return 0
 
@@ -103,6 +107,10 @@ def build_parser(with_plugins: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="delete the run already in --out and start a new one")
     p.set_defaults(func=cmd_train)
 
+    from . import compare, evaluation
+
+    evaluation.register(sub)
+    compare.register(sub)
     _plugin_commands("builtin.cli", sub)
     if with_plugins:
         for name in installed_entry_points():

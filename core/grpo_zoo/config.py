@@ -203,6 +203,50 @@ class PeftConfig(Section):
         return self
 
 
+from pydantic import model_validator  # noqa: E402  (kept next to its only user: an additive edit)
+
+
+class EvalConfig(Section):
+    """Held-out evaluation (docs/evaluation.md). ``size = 0`` keeps it off."""
+
+    size: int = Field(0, ge=0, description="held-out tasks; 0 turns evaluation off")
+    source: Literal["task", "reasoning_gym", "file"] = Field(
+        "task", description="task: the run's [task] generator with another seed; reasoning_gym; file"
+    )
+    name: str | None = Field(None, description="reasoning-gym generator (default: task.name)")
+    params: dict[str, Any] | None = Field(None, description="generator parameters (default: task.params)")
+    seed: int | None = Field(None, description="generator seed (default: seed + 1000003)")
+    path: str | None = Field(None, description="JSONL/Parquet file or folder, or a save_to_disk folder (source = file)")
+    split: str = Field("test", description="split of a DatasetDict folder (source = file)")
+    prompt_column: str = "prompt"
+    answer_column: str = "answer"
+    every: int = Field(0, ge=0, description="evaluate every N optimizer steps; 0: only before and after training")
+    before_training: bool = True
+    samples: int = Field(1, ge=1, description="completions per task (n of pass@k)")
+    k: list[int] = Field(default_factory=list, description="pass@k values reported besides pass@1 (default: samples)")
+    temperature: float = Field(0.0, ge=0, description="0: greedy decoding")
+    max_new_tokens: int | None = Field(None, ge=1, description="default: sampling.max_new_tokens")
+    correct_threshold: float = Field(1.0, description="a completion counts as correct when its task score reaches this")
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.size == 0:
+            # a section that sets keys but leaves size at 0 would silently evaluate nothing
+            given = [n for n, f in type(self).model_fields.items()
+                     if n != "size" and getattr(self, n) != f.get_default(call_default_factory=True)]
+            if given:
+                raise ValueError(f"eval.{given[0]} is set but eval.size = 0 keeps evaluation off; set eval.size")
+        if self.samples > 1 and self.temperature == 0:
+            raise ValueError(f"eval.samples = {self.samples} with eval.temperature = 0: greedy completions are "
+                             "identical; set eval.temperature > 0 for pass@k")
+        bad = [k for k in self.k if not 1 <= k <= self.samples]
+        if bad:
+            raise ValueError(f"eval.k = {bad[0]} needs 1 <= k <= eval.samples = {self.samples}")
+        if self.source == "file" and self.size and not self.path:
+            raise ValueError("eval.source = 'file' needs eval.path")
+        return self
+
+
 class CoreConfig(Section):
     seed: int = 0
     model: str = "smollm2-135m"
@@ -215,6 +259,7 @@ class CoreConfig(Section):
     loss: LossConfig = Field(default_factory=LossConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     peft: PeftConfig = Field(default_factory=PeftConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
 
 
 def parse_value(text: str) -> Any:

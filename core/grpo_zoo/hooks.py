@@ -82,7 +82,10 @@ class Hooks:
         return self._first("zoo_rollout", ctx=ctx, request=request)
 
     def generate(self, ctx, request: RolloutRequest) -> Rollouts:
-        return self._first("zoo_generate", ctx=ctx, request=request)
+        out = self._first("zoo_generate", ctx=ctx, request=request)
+        if not request.extras.get("eval"):  # every completion the run paid for (drafts, re-samples); not evaluation
+            ctx.info["generated"] = ctx.info.get("generated", 0) + len(out)
+        return out
 
     # reward
     def rewards(self, ctx, rollouts: Rollouts) -> dict[str, torch.Tensor]:

@@ -44,7 +44,8 @@ def _data_files(path: Path) -> tuple[str, list[str]]:
     return kinds.pop(), [str(f) for f in files]
 
 
-def file_tasks(path: str, prompt_column: str = "prompt", answer_column: str = "answer") -> list[Task]:
+def file_tasks(path: str, prompt_column: str = "prompt", answer_column: str = "answer", split: str | None = None) -> list[Task]:
+    """``split`` picks one split of a folder written by ``DatasetDict.save_to_disk``."""
     import datasets
 
     p = Path(path).expanduser()
@@ -52,6 +53,11 @@ def file_tasks(path: str, prompt_column: str = "prompt", answer_column: str = "a
         raise ValueError(f"task.path={path!r} does not exist")
     if p.is_dir() and (p / "dataset_info.json").exists():
         data = datasets.load_from_disk(str(p))
+    elif p.is_dir() and (p / "dataset_dict.json").exists():
+        splits = datasets.load_from_disk(str(p))
+        if split not in splits:
+            raise ValueError(f"{path!r} has splits {sorted(splits)}, not {split!r}")
+        data = splits[split]
     else:
         kind, files = _data_files(p)
         data = datasets.load_dataset(kind, data_files=files, split="train")

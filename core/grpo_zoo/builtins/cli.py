@@ -7,6 +7,10 @@ def _plot(args) -> int:
 
     for path in plot_run(args.run_dir):
         print(path)
+    from ..evaluation import plot_eval
+
+    for path in plot_eval(args.run_dir):  # plots/eval.png when the run has eval.jsonl
+        print(path)
     return 0
 
 

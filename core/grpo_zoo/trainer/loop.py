@@ -24,6 +24,7 @@ from .durable import atomic_write_text, dumps
 from .rundir import check_new_run_dir, clear_run_dir
 from ..errors import RunFolderError
 from ..tasks import validate_task_files
+from ..evaluation import EvalTracker
 
 
 def lr_lambda(cfg):
@@ -127,6 +128,7 @@ class Trainer:
             checkpoint.set_aside_newer(self.run_dir, ckpt)
             if ckpt is None:
                 truncate_metrics(self.run_dir, 0)
+        self.evals = EvalTracker(ctx, self.run_dir, self.source, self.start_step, self.is_main)
 
     def _agree_on_run_dir(self, run_dir) -> Path:
         """Every rank must write to one folder; rank 0 picks the timestamped default."""
@@ -152,6 +154,7 @@ class Trainer:
             trackers.start(self.acc, ctx, self.run_dir)
         self.acc.wait_for_everyone()  # the folder exists before any rank's plugins write into it
         ctx.hooks.run_start(ctx)
+        self.evals.before_training()
         metrics: dict = {}
         bar = tqdm(
             range(self.start_step, cfg.train.steps),
@@ -165,6 +168,7 @@ class Trainer:
         for step in bar:
             seed_all(hash((cfg.seed, step)) & 0x7FFFFFFF)
             metrics, rollouts = train_step(ctx, self.source, step, self.optimizer, self.scheduler)
+            self.evals.after_step(step, metrics)  # before the checkpoint: see EvalTracker
             if self.is_main:
                 append_jsonl(self.run_dir / "metrics.jsonl", [metrics])
                 trackers.log(self.acc, metrics, step)
@@ -189,6 +193,7 @@ class Trainer:
             atomic_write_text(self.run_dir / "summary.json", dumps(metrics, indent=2))
             if metrics:
                 plot_run(self.run_dir)
+            self.evals.plot()
             trackers.finish(self.acc)
         return metrics
 
