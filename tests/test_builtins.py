@@ -330,9 +330,8 @@ def test_task_source_file_and_reasoning_gym(tmp_path):
     tasks = ctx.hooks.task_source(ctx)  # zoo_task_source
     assert [(t.id, t.prompt, t.answer) for t in tasks] == [("a", "1+1?", "2"), ("tasks/1", "2+2?", "4")]
     assert tasks[1].metadata == {"level": 2}
-    no_path = ctx_for(task={"source": "file"})
-    with pytest.raises(PluginHookError, match="needs task.path"):
-        no_path.hooks.task_source(no_path)
+    with pytest.raises(ConfigError, match="needs task.path"):  # at load time (zoo_check_config), before any model
+        ctx_for(task={"source": "file"})
     gym = ctx_for(task={"name": "basic_arithmetic", "size": 3})
     gym_tasks = gym.hooks.task_source(gym)
     assert len(gym_tasks) == 3 and gym_tasks[0].score is not None

@@ -187,7 +187,8 @@ def test_cli_config_show_prints_resolved_defaults(tmp_path, capsys):
     assert cli.main(["config", "show", str(path), "--set", "sampling.group_size=6"]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["model"] == "tiny-random"
-    assert shown["loss"] == {"type": "dapo", "epsilon_low": 0.2, "epsilon_high": 0.2, "beta": 0.0, "num_iterations": 1}
+    assert shown["loss"] == {"type": "dapo", "epsilon_low": 0.2, "epsilon_high": 0.2, "beta": 0.0, "num_iterations": 1,
+                             "mask_truncated_completions": False}
     assert shown["sampling"]["group_size"] == 6
     assert shown["advantage"] == {"scale": "group", "eps": 0.0001, "aggregation": "sum_then_normalize"}
     assert shown["run"] == {"hook_owners": {}}

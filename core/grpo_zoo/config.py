@@ -57,6 +57,12 @@ class SamplingConfig(Section):
     backend: Literal["transformers", "openai"] = "transformers"
     batch_size: int = Field(64, ge=1, description="sequences per generate() call")
     endpoint: EndpointConfig = Field(default_factory=EndpointConfig)
+    max_gen_batches: int = Field(
+        1, ge=1, description="dynamic sampling: most sampling batches per step (1 = no refill of rejected groups)"
+    )
+    at_cap: Literal["keep_fewer", "pad", "error"] = Field(
+        "keep_fewer", description="too few accepted groups after max_gen_batches: train on fewer | pad with rejected | fail"
+    )
 
 
 class RewardConfig(Section):
@@ -78,6 +84,9 @@ class LossConfig(Section):
     epsilon_high: float = Field(0.2, ge=0)
     beta: float = Field(0.0, ge=0)
     num_iterations: int = Field(1, ge=1)
+    mask_truncated_completions: bool = Field(
+        False, description="truncated completions (no EOS by max_new_tokens) leave the loss, as in TRL"
+    )
 
 
 class TrainConfig(Section):

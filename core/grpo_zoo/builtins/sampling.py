@@ -4,7 +4,7 @@ from ..hookspecs import hookimpl
 
 @hookimpl(trylast=True)
 def zoo_plan_budget(ctx, tasks, group_size):
-    return [group_size] * len(tasks)
+    return [group_size] * len(tasks)  # a refill asks for at most budget_left // group_size tasks
 
 
 @hookimpl(trylast=True)
@@ -30,3 +30,11 @@ def zoo_generate(ctx, request):
     if ctx.engine is None:
         raise RuntimeError("the transformers backend needs a loaded model (ctx.engine is None)")
     return ctx.engine.generate(request, ctx.config.sampling, seed=ctx.sampling_seed(request))
+
+
+@hookimpl
+def zoo_accept_groups(ctx, rollouts):
+    """Every group may be kept: filtering is a plugin's choice (e.g. dapo's reward-spread rule)."""
+    import torch
+
+    return torch.ones(len(rollouts.tasks), dtype=torch.bool)

@@ -50,6 +50,7 @@ def gather_rollouts(ctx, rollouts: Rollouts, tasks: list, local: list[int]) -> R
     mine["metrics"] = rollouts.metrics
     mine["sample_logp"] = None if rollouts.sample_logp is None else [t.tolist() for t in rollouts.sample_logp]
     mine["behavior_prompt_ids"] = rollouts.behavior_prompt_ids or [None] * len(rollouts)
+    mine["truncated"] = None if rollouts.truncated is None else rollouts.truncated.tolist()
     parts = gather_object([mine])
     merged = Rollouts(
         tasks=list(tasks),
@@ -63,6 +64,9 @@ def gather_rollouts(ctx, rollouts: Rollouts, tasks: list, local: list[int]) -> R
         if all(x is None for p in parts for x in p["behavior_prompt_ids"])
         else [x for p in parts for x in p["behavior_prompt_ids"]],
         extras=rollouts.extras,
+        truncated=None
+        if any(p["truncated"] is None for p in parts)
+        else torch.tensor([x for p in parts for x in p["truncated"]], dtype=torch.bool),
     )
     for p in parts:  # plugin metrics: counts add up across ranks, other figures come from rank 0
         for k, v in p["metrics"].items():
