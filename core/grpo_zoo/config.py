@@ -151,7 +151,18 @@ def drop_plugins(raw: dict, names: list[str]) -> dict:
     raw["plugins"] = [n for n in listed if n not in names]
     for n in names:
         raw.pop(n, None)
+    # Reward columns are named "<plugin>/...": weight maps anywhere (reward.weights, gdpo.weights,
+    # igrpo.draft_weights, ...) must not name a dropped plugin's columns, or the baseline fails.
+    _drop_columns(raw, tuple(f"{n}/" for n in names))
     return raw
+
+
+def _drop_columns(node: dict, prefixes: tuple[str, ...]) -> None:
+    for key in [k for k in node if isinstance(k, str) and k.startswith(prefixes)]:
+        del node[key]
+    for value in node.values():
+        if isinstance(value, dict):
+            _drop_columns(value, prefixes)
 
 
 def read_toml(path: str | Path) -> dict:
