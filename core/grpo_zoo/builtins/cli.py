@@ -14,7 +14,8 @@ def _new_plugin(args) -> int:
     from ..scaffold import scaffold
 
     root = scaffold(args.name, args.dir, args.hooks)
-    print(f"created {root}\nnext: pip install -e {root} && pytest {root / 'tests'}")
+    # the package's test extra brings pytest (core does not depend on it)
+    print(f"created {root}\nnext: pip install -e \"{root}[test]\" && pytest {root / 'tests'}")
     return 0
 
 
