@@ -190,7 +190,8 @@ def test_cli_config_show_prints_resolved_defaults(tmp_path, capsys):
     # a subset: later keys (behavior_correction, ...) are checked by the model_dump comparison below
     assert shown["loss"].items() >= {"type": "dapo", "epsilon_low": 0.2, "epsilon_high": 0.2, "beta": 0.0, "num_iterations": 1,
                                      "importance_sampling_level": "token", "kl_bias_correction": True,
-                                     "sapo_temperature_pos": 1.0, "sapo_temperature_neg": 1.05}.items()
+                                     "sapo_temperature_pos": 1.0, "sapo_temperature_neg": 1.05,
+                                     "mask_truncated_completions": False}.items()
     assert shown["sampling"]["group_size"] == 6
     assert shown["advantage"] == {"scale": "group", "eps": 0.0001, "aggregation": "sum_then_normalize"}
     assert shown["run"] == {"hook_owners": {}}
@@ -241,3 +242,23 @@ def test_drop_plugins_removes_section():
     out = drop_plugins(raw, ["a"])
     assert out == {"plugins": ["b"], "sampling": {"group_size": 2}}
     assert raw["plugins"] == ["a", "b"]  # the input is left alone
+
+
+def test_drop_plugins_removes_the_dropped_plugins_reward_columns_from_weight_maps(install_fake_plugin, tmp_path, capsys):
+    from grpo_zoo.config import drop_plugins
+
+    raw = {
+        "plugins": ["dapo", "gdpo"],
+        "reward": {"weights": {"correct": 2.0, "dapo/overlong": 0.5}},
+        "gdpo": {"weights": {"dapo/overlong": 1.0, "correct": 1.0}},
+        "dapo": {"overlong_buffer": 4},
+    }
+    out = drop_plugins(raw, ["dapo"])
+    assert out == {"plugins": ["gdpo"], "reward": {"weights": {"correct": 2.0}}, "gdpo": {"weights": {"correct": 1.0}}}
+    assert raw["reward"]["weights"]["dapo/overlong"] == 0.5  # the input is left alone
+    # end to end: the baseline config loads (before the fix it kept 'dapo/overlong' in reward.weights)
+    install_fake_plugin("sneaky")
+    cfg = tmp_path / "run.toml"
+    cfg.write_text('plugins = ["sneaky"]\n[reward.weights]\ncorrect = 1.0\n"sneaky/bonus" = 0.3\n')
+    assert cli.main(["config", "show", str(cfg), "--without", "sneaky"]) == 0
+    assert json.loads(capsys.readouterr().out)["reward"]["weights"] == {"correct": 1.0}

@@ -81,6 +81,7 @@ kind = "third-party"
 summary = "a demo"
 hooks = ["zoo_group_center"]
 papers = [{ title = "A paper", arxiv = "2601.22582" }]
+homepage = "https://example.org/grpo-zoo-demo"
 """
 
 
@@ -121,7 +122,8 @@ def test_bad_entries_are_rejected_naming_the_key(tmp_path, change, key, words):
 def test_duplicate_names_and_broken_toml_are_rejected(tmp_path):
     write(tmp_path, "demo", GOOD)
     write(tmp_path, "demo2", GOOD)
-    with pytest.raises(ValueError, match="demo2.toml: name 'demo' already used by demo.toml"):
+    # one file per name: an entry named after another file is caught by the file-name rule
+    with pytest.raises(ValueError, match="demo2.toml: name 'demo' differs from the file name"):
         load_catalog(tmp_path)
     (tmp_path / "demo2.toml").write_text("name = \n")
     with pytest.raises(ValueError, match="demo2.toml: invalid TOML"):

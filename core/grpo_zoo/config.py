@@ -94,6 +94,12 @@ class SamplingConfig(Section):
     endpoint: EndpointConfig = Field(default_factory=EndpointConfig)
     max_staleness: int = Field(0, ge=0, description="steps a rollout's weights may lag the trainer's (0: wait for the push)")
     vllm: VLLMConfig = Field(default_factory=VLLMConfig)
+    max_gen_batches: int = Field(
+        1, ge=1, description="dynamic sampling: most sampling batches per step (1 = no refill of rejected groups)"
+    )
+    at_cap: Literal["keep_fewer", "pad", "error"] = Field(
+        "keep_fewer", description="too few accepted groups after max_gen_batches: train on fewer | pad with rejected | fail"
+    )
 
 
 class RewardModelConfig(Section):
@@ -154,6 +160,9 @@ class LossConfig(Section):
     )
     behavior_cap: float | None = Field(3.0, gt=0, description="upper bound of the behaviour ratio (TRL's clip_max)")
     behavior_cap_min: float | None = Field(None, ge=0, description="lower bound of the behaviour ratio (TRL's clip_min)")
+    mask_truncated_completions: bool = Field(
+        False, description="truncated completions (no EOS by max_new_tokens) leave the loss, as in TRL"
+    )
 
 
 class TrainConfig(Section):
@@ -296,7 +305,18 @@ def drop_plugins(raw: dict, names: list[str]) -> dict:
     raw["plugins"] = [n for n in listed if n not in names]
     for n in names:
         raw.pop(n, None)
+    # Reward columns are named "<plugin>/...": weight maps anywhere (reward.weights, gdpo.weights,
+    # igrpo.draft_weights, ...) must not name a dropped plugin's columns, or the baseline fails.
+    _drop_columns(raw, tuple(f"{n}/" for n in names))
     return raw
+
+
+def _drop_columns(node: dict, prefixes: tuple[str, ...]) -> None:
+    for key in [k for k in node if isinstance(k, str) and k.startswith(prefixes)]:
+        del node[key]
+    for value in node.values():
+        if isinstance(value, dict):
+            _drop_columns(value, prefixes)
 
 
 def read_toml(path: str | Path) -> dict:

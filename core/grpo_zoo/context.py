@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from . import config as cfg
+from .config_check import check_whole_config
 from .hooks import Hooks
 from .plugins import build_manager
 from .segments import Groups
@@ -26,6 +27,8 @@ class RunContext:
     run_dir: Path | None = None
     step: int = 0
     info: dict[str, Any] = field(default_factory=dict)
+    source: Any = None  # the run's task source (zoo_task_source's answer) once the trainer has loaded it
+    sample_round: int = 0  # which sampling batch of the step (0 = the first; refills count up)
 
     @property
     def plugin_names(self) -> list[str]:
@@ -37,8 +40,27 @@ class RunContext:
     def generator(self, *salt: int) -> torch.Generator:
         """A torch RNG seeded by the run seed, the step and ``salt``: reproducible on resume."""
         g = torch.Generator()
-        g.manual_seed(hash((self.config.seed, self.step) + tuple(salt)) & 0x7FFFFFFFFFFFFFFF)
+        # A refill batch (sample_round > 0) gets streams of its own; round 0 keeps the original formula.
+        # (hash(-1) == hash(-2) in CPython, so the round goes in as a nested tuple of non-negative ints)
+        key = (self.config.seed, self.step) if not self.sample_round else (self.config.seed, self.step, (0x5A3D, self.sample_round))
+        g.manual_seed(hash(key + tuple(salt)) & 0x7FFFFFFFFFFFFFFF)
         return g
+
+    @staticmethod
+    def salt(namespace: str, k: int = 0) -> int:
+        """A seed salt owned by ``namespace`` (use your plugin name): ``ctx.salt("dapo", 1)``.
+
+        Stable across processes and Python runs (a hash of the text, not ``hash()``),
+        so two plugins that pick the same small ``k`` still get different streams.
+        """
+        import hashlib
+
+        if not isinstance(namespace, str) or not namespace:
+            raise ValueError(f"salt namespace must be a non-empty string, got {namespace!r}")
+        if isinstance(k, bool) or not isinstance(k, int):
+            raise TypeError(f"salt k must be an int, got {k!r}")
+        digest = hashlib.blake2b(f"{namespace}\0{k}".encode(), digest_size=7).digest()
+        return int.from_bytes(digest, "big")
 
     def sampling_seed(self, request: RolloutRequest) -> int:
         """The seed of one generate call: run seed, step and ``request.extras["seed_salt"]``.
@@ -126,7 +148,9 @@ def load_config(source: str | Path | dict, overrides: list[str] | None = None, e
     for name, model in (extra_plugins or {}).items():
         if name not in sections and name in raw:
             raise cfg.ConfigError(f"section [{name}] is given but plugin {name!r} declares no config model")
-    return cfg.validate(raw, sections), pm
+    config = cfg.validate(raw, sections)
+    check_whole_config(config, pm)
+    return config, pm
 
 
 def make_context(source, overrides=None, extra_plugins=None, **kwargs) -> RunContext:

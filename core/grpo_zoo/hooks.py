@@ -55,15 +55,20 @@ class Hooks:
     def task_source(self, ctx):
         return self._first("zoo_task_source", ctx=ctx)
 
-    def select_tasks(self, ctx, source, step: int, count: int) -> list[Task]:
-        return self._first("zoo_select_tasks", ctx=ctx, source=source, step=step, count=count)
+    def select_tasks(self, ctx, source, step: int, count: int, exclude=None) -> list[Task]:
+        return self._first("zoo_select_tasks", ctx=ctx, source=source, step=step, count=count, exclude=exclude)
 
-    def observe(self, ctx, rollouts: Rollouts) -> None:
-        self._call("zoo_observe", ctx=ctx, rollouts=rollouts)
+    def observe(self, ctx, rollouts: Rollouts, accepted: torch.Tensor | None = None) -> None:
+        if accepted is None:
+            accepted = torch.ones(len(rollouts.tasks), dtype=torch.bool)
+        self._call("zoo_observe", ctx=ctx, rollouts=rollouts, accepted=accepted)
 
     # sampling
-    def plan_budget(self, ctx, tasks: list[Task], group_size: int) -> list[int]:
-        budgets = [int(b) for b in self._first("zoo_plan_budget", ctx=ctx, tasks=tasks, group_size=group_size)]
+    def plan_budget(self, ctx, tasks: list[Task], group_size: int, budget_left: int | None = None) -> list[int]:
+        budgets = [
+            int(b)
+            for b in self._first("zoo_plan_budget", ctx=ctx, tasks=tasks, group_size=group_size, budget_left=budget_left)
+        ]
         if len(budgets) != len(tasks):
             raise PluginHookError("?", "zoo_plan_budget", ValueError(f"{len(budgets)} budgets for {len(tasks)} tasks"))
         return budgets
@@ -138,6 +143,29 @@ class Hooks:
 
     def aggregate_loss(self, ctx, per_token: torch.Tensor, inputs: LossInputs) -> torch.Tensor:
         return self._first("zoo_aggregate_loss", ctx=ctx, per_token=per_token, inputs=inputs)
+
+    # dynamic sampling
+    def accept_groups(self, ctx, rollouts: Rollouts) -> torch.Tensor:
+        """Every plugin's answer AND-ed: one bool per group of ``rollouts.tasks``."""
+        n = len(rollouts.tasks)
+        keep = torch.ones(n, dtype=torch.bool)
+        for impl in self.pm.hook.zoo_accept_groups.get_hookimpls():
+            try:
+                given = {"ctx": ctx, "rollouts": rollouts}
+                out = impl.function(**{k: v for k, v in given.items() if k in impl.argnames})
+            except Exception as exc:
+                raise PluginHookError(impl.plugin_name, "zoo_accept_groups", exc) from exc
+            if out is None:
+                continue
+            out = torch.as_tensor(out).flatten()
+            if out.numel() != n or out.dtype != torch.bool:
+                raise PluginHookError(
+                    impl.plugin_name,
+                    "zoo_accept_groups",
+                    ValueError(f"expected a bool tensor with one entry per group ({n}), got {out.dtype} [{out.numel()}]"),
+                )
+            keep &= out
+        return keep
 
     # lifecycle
     def run_start(self, ctx) -> None:

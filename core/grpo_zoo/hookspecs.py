@@ -21,19 +21,32 @@ def zoo_task_source(ctx):
 
 
 @hookspec(firstresult=True)
-def zoo_select_tasks(ctx, source, step, count):
-    """Return the ``count`` tasks of training step ``step`` drawn from ``source``."""
+def zoo_select_tasks(ctx, source, step, count, exclude):
+    """Return the ``count`` tasks of training step ``step`` drawn from ``source``.
+
+    ``exclude`` is None for the step's own draw; for a dynamic-sampling refill
+    it is the set of task ids this step already drew, which the answer must avoid.
+    """
 
 
 @hookspec
-def zoo_observe(ctx, rollouts):
-    """See the scored rollouts of a step (update per-task statistics)."""
+def zoo_observe(ctx, rollouts, accepted):
+    """See the scored rollouts of a step (update per-task statistics).
+
+    ``rollouts`` holds every group the step scored, refills and rejected groups
+    included; ``accepted`` is a bool tensor with one entry per group
+    (``rollouts.tasks``): whether zoo_accept_groups kept it.
+    """
 
 
 # sampling
 @hookspec(firstresult=True)
-def zoo_plan_budget(ctx, tasks, group_size):
-    """Return one rollout count per task (list of int)."""
+def zoo_plan_budget(ctx, tasks, group_size, budget_left):
+    """Return one rollout count per task (list of int).
+
+    ``budget_left`` is None for the step's first batch; for a refill batch it is
+    how many rollouts of the step's budget the kept groups have not used.
+    """
 
 
 @hookspec(firstresult=True)
@@ -124,6 +137,21 @@ def zoo_state_dict(ctx):
 @hookspec
 def zoo_load_state_dict(ctx, state):
     """Restore this plugin's state from the dict its zoo_state_dict returned."""
+
+
+# dynamic sampling
+@hookspec
+def zoo_accept_groups(ctx, rollouts):
+    """Return a bool tensor [len(rollouts.tasks)]: which scored groups the step may keep (None: no opinion).
+
+    Every plugin's answer is AND-ed; the step refills rejected groups (sampling.max_gen_batches).
+    """
+
+
+# configuration
+@hookspec
+def zoo_check_config(config):
+    """See the whole validated run config at load time; return a list of problems (strings) or None."""
 
 
 # command line

@@ -31,6 +31,7 @@ BUILTIN_MODULES = {
 PER_PLUGIN_HOOKS = {"zoo_config_model", "zoo_state_dict", "zoo_load_state_dict", "zoo_register_commands"}
 # Hooks whose implementations core calls one by one (to attribute columns, state or errors).
 DIRECT_HOOKS = PER_PLUGIN_HOOKS | {"zoo_reward"}
+DIRECT_HOOKS |= {"zoo_accept_groups", "zoo_check_config"}
 
 
 class PluginError(Exception):

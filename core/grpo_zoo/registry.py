@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from . import hookspecs
 from .config import format_errors, tomllib
@@ -41,6 +41,23 @@ class Entry(BaseModel):
     papers: list[Paper] = Field(default_factory=list)
     min_core_version: str = "0.1.0"
     homepage: str | None = None
+
+    @field_validator("min_core_version")
+    @classmethod
+    def _min_core_version(cls, v):
+        from packaging.version import InvalidVersion, Version
+
+        try:
+            Version(v)
+        except InvalidVersion:
+            raise ValueError(f"not a version: {v!r} (e.g. '0.1.0')") from None
+        return v
+
+    @model_validator(mode="after")
+    def _third_party_homepage(self):
+        if self.kind == "third-party" and not self.homepage:
+            raise ValueError("homepage: a third-party entry needs the URL of its source or package page")
+        return self
 
     @field_validator("hooks")
     @classmethod
@@ -87,10 +104,30 @@ def load_catalog(root: str | Path | None = None) -> list[Entry]:
         except tomllib.TOMLDecodeError as err:
             errors.append(f"{path.name}: invalid TOML: {err}")
             continue
+        if entry.name != path.stem:
+            errors.append(f"{path.name}: name {entry.name!r} differs from the file name (expected {path.stem!r})")
+            continue
         if entry.name in names:
             errors.append(f"{path.name}: name {entry.name!r} already used by {names[entry.name]}")
         names[entry.name] = path.name
         entries.append(entry)
     if errors:
-        raise ValueError("registry errors:\n" + "\n".join(errors))
+        raise RegistryError("registry errors:\n" + "\n".join(errors))
     return entries
+
+
+class RegistryError(ValueError):
+    """The catalog has invalid entries (the message lists each, naming the file and key)."""
+
+
+def installed_problems(entry: Entry, dist_name: str | None, core_version: str) -> list[str]:
+    """What an entry gets wrong about the installed plugin: its distribution, or a core version it needs."""
+    from packaging.utils import canonicalize_name
+    from packaging.version import Version
+
+    out = []
+    if dist_name is not None and canonicalize_name(dist_name) != canonicalize_name(entry.distribution):
+        out.append(f"catalog says distribution {entry.distribution!r} but the installed plugin comes from {dist_name!r}")
+    if Version(entry.min_core_version) > Version(core_version):
+        out.append(f"min_core_version {entry.min_core_version} is above the installed grpo-zoo {core_version}")
+    return out

@@ -11,9 +11,9 @@ from . import __version__, hookspecs
 
 FAMILIES = {
     "curriculum": ["zoo_observe"],
-    "sampling": ["zoo_rollout"],
+    "sampling": ["zoo_plan_budget", "zoo_build_prompt", "zoo_rollout", "zoo_accept_groups"],
     "reward": ["zoo_reward"],
-    "advantage": ["zoo_group_center", "zoo_group_scale"],
+    "advantage": ["zoo_group_center", "zoo_group_scale", "zoo_aggregate_rewards", "zoo_select_for_loss"],
     "loss": ["zoo_aggregate_loss"],
     "lifecycle": ["zoo_step_metrics", "zoo_state_dict", "zoo_load_state_dict"],
 }
@@ -29,6 +29,19 @@ BODIES = {
         "lengths = rollouts.completion_lengths().float()\n"
         "return {{\"{name}/brevity\": (1.0 - lengths / cfg.max_tokens).clamp(min=0.0)}}"
     ),
+    "zoo_plan_budget": (
+        "# a dynamic-sampling refill passes budget_left: never plan more than it\n"
+        "per_task = group_size if budget_left is None else max(1, min(group_size, budget_left // max(len(tasks), 1)))\n"
+        "return [per_task] * len(tasks)"
+    ),
+    "zoo_build_prompt": (
+        "if not isinstance(task.prompt, str):\n"
+        "    return task.prompt\n"
+        "return [{{\"role\": \"user\", \"content\": task.prompt}}]"
+    ),
+    "zoo_accept_groups": "return torch.ones(len(rollouts.tasks), dtype=torch.bool)  # keep every group; False rejects one",
+    "zoo_aggregate_rewards": "return sum_then_normalize(ctx, rollouts, weights)",
+    "zoo_select_for_loss": "return torch.ones(len(rollouts), dtype=torch.bool)",
     "zoo_group_center": "return segment_mean(values, groups)",
     "zoo_group_scale": "return segment_std(values, groups) + ctx.config.{name}.eps",
     "zoo_aggregate_loss": (
@@ -77,6 +90,7 @@ from pydantic import Field
 from grpo_zoo import hookimpl
 from grpo_zoo.config import Section
 from grpo_zoo.segments import segment_mean, segment_std  # noqa: F401
+from grpo_zoo.advantages import sum_then_normalize  # noqa: F401
 
 
 class Config(Section):
@@ -124,6 +138,9 @@ readme = "README.md"
 requires-python = ">=3.10"
 dependencies = ["grpo-zoo>={__version__}"]
 
+[project.optional-dependencies]
+test = ["pytest>=8"]
+
 [project.entry-points.grpo_zoo]
 {name} = "{pkg}.plugin:{cls}"
 
@@ -146,7 +163,8 @@ max_tokens = 64
 
 Hooks: {", ".join(hooks)}.
 
-Test it: `pytest tests` (the grpo-zoo contract test kit runs a real training step on a tiny model).
+Test it: `pip install -e ".[test]" && pytest tests` (the grpo-zoo contract test kit runs a real
+training step on a tiny model).
 List it in the catalog: add `registry/plugins/{name}.toml` to grpo-zoo (see its README).
 """
     return {

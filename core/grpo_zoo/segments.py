@@ -149,3 +149,12 @@ def segment_nunique(values: torch.Tensor, groups: Groups, decimals: int = 6) -> 
         new[1:] = (g[1:] != g[:-1]) | (v[1:] != v[:-1])
     out = torch.zeros(groups.num_groups, dtype=torch.long)
     return out.index_add_(0, g, new.long())
+
+
+def segment_range(values: torch.Tensor, groups: Groups) -> torch.Tensor:
+    """Per group: max - min of its values (0 for an empty group), one entry per group."""
+    hi = torch.full((groups.num_groups,), float("-inf"), dtype=values.dtype, device=values.device)
+    lo = torch.full((groups.num_groups,), float("inf"), dtype=values.dtype, device=values.device)
+    hi = hi.scatter_reduce(0, groups.index, values, reduce="amax")
+    lo = lo.scatter_reduce(0, groups.index, values, reduce="amin")
+    return torch.where(groups.counts > 0, hi - lo, torch.zeros_like(hi))

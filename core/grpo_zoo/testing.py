@@ -56,9 +56,25 @@ def merge(base: dict, over: dict) -> dict:
 
 
 def _split(plugins) -> tuple[list[str], dict]:
-    if isinstance(plugins, dict):
-        return list(plugins), dict(plugins)
-    return list(plugins or []), {}
+    """Names and objects: ``{"name": obj_or_class}`` registers the object; ``{"name": "name"}`` (or a list
+    entry) names an installed plugin, loaded from its entry point."""
+    from .plugins import implemented_hooks
+
+    if not isinstance(plugins, dict):
+        return list(plugins or []), {}
+    objects = {}
+    for name, obj in plugins.items():
+        if isinstance(obj, str):
+            if obj != name:
+                raise ValueError(
+                    f"plugins={{{name!r}: {obj!r}}}: a string names an installed plugin and must equal its key "
+                    f"(or pass the list [{obj!r}])"
+                )
+            continue
+        if not implemented_hooks(obj):
+            raise ValueError(f"plugins[{name!r}] = {obj!r} implements no grpo-zoo hook (a plugin object or class expected)")
+        objects[name] = obj
+    return list(plugins), objects
 
 
 @dataclass

@@ -70,7 +70,7 @@ class RolloutRequest:
 
 # Per-rollout fields: every list or tensor of length R (the rollout count).
 _PER_ROLLOUT = ("group", "prompt_text", "prompt_ids", "completion_ids", "completion_text", "sample_logp",
-                "behavior_prompt_ids", "in_loss", "weight_version")
+                "behavior_prompt_ids", "in_loss", "weight_version", "truncated")
 
 
 @dataclass
@@ -88,6 +88,9 @@ class Rollouts:
     prompt); None (the list, or an entry) means the same as ``prompt_ids``.
     ``rewards`` holds named reward columns, ``advantages`` one value per
     rollout once computed, and ``in_loss`` which rollouts reach the loss.
+    ``truncated[i]`` (bool, set by the backend) is True when completion i hit
+    ``sampling.max_new_tokens`` without an end-of-sequence token; None when
+    the backend does not say.
     """
 
     tasks: list[Task]
@@ -105,6 +108,7 @@ class Rollouts:
     metrics: dict[str, float] = field(default_factory=dict)
     # The policy version (optimizer steps taken) rollout i was sampled with, where the backend knows it.
     weight_version: list[int] | None = None
+    truncated: torch.Tensor | None = None
 
     def __post_init__(self):
         self.group = torch.as_tensor(self.group, dtype=torch.long)
@@ -117,6 +121,8 @@ class Rollouts:
             raise ValueError(f"group index {int(self.group.max())} but only {len(self.tasks)} tasks")
         if self.in_loss is None:
             self.in_loss = torch.ones(n, dtype=torch.bool)
+        if self.truncated is not None:
+            self.truncated = torch.as_tensor(self.truncated, dtype=torch.bool)
 
     def __len__(self) -> int:
         return self.group.numel()
@@ -158,6 +164,7 @@ class Rollouts:
             extras=dict(self.extras),
             metrics=dict(self.metrics),
             weight_version=pick(self.weight_version),
+            truncated=pick(self.truncated),
         )
 
     def replace_groups(self, group_ids: list[int], new: "Rollouts") -> "Rollouts":
@@ -200,7 +207,61 @@ class Rollouts:
             extras=dict(first.extras),
             metrics=dict(first.metrics),
             weight_version=None if any(p.weight_version is None for p in parts) else [v for p in parts for v in p.weight_version],
+            truncated=None if any(p.truncated is None for p in parts) else torch.cat([p.truncated for p in parts]),
         )
+
+    @staticmethod
+    def merge(parts: list["Rollouts"]) -> "Rollouts":
+        """Join batches over different task lists: tasks are concatenated, group ids shifted.
+
+        Every part needs the same reward columns. Extras come from the first part;
+        metrics add up for names ending in ``_count`` or ``/count`` (as across
+        ranks) and otherwise keep the first part's figure.
+        """
+        if not parts:
+            raise ValueError("Rollouts.merge needs at least one batch")
+        cols = set(parts[0].rewards)
+        for p in parts[1:]:
+            if set(p.rewards) != cols:
+                raise ValueError(f"reward columns differ: {sorted(cols)} vs {sorted(p.rewards)}")
+        tasks = [t for p in parts for t in p.tasks]
+        shifted, offset = [], 0
+        for p in parts:
+            shifted.append(replace(p, tasks=tasks, group=p.group + offset))
+            offset += len(p.tasks)
+        out = Rollouts.concat(shifted)
+        out.metrics = merge_metrics([p.metrics for p in parts])
+        return out
+
+    def compact(self, group_ids) -> "Rollouts":
+        """Only the rollouts of ``group_ids``, with ``tasks`` cut to those groups (in that order) and re-indexed."""
+        keep = [int(g) for g in torch.as_tensor(group_ids, dtype=torch.long).flatten().tolist()]
+        if len(set(keep)) != len(keep):
+            raise ValueError(f"compact: repeated group ids in {keep}")
+        bad = [g for g in keep if not 0 <= g < len(self.tasks)]
+        if bad:
+            raise ValueError(f"compact: group {bad[0]} out of range for {len(self.tasks)} tasks")
+        remap = torch.full((len(self.tasks),), -1, dtype=torch.long)
+        remap[torch.as_tensor(keep, dtype=torch.long)] = torch.arange(len(keep))
+        rows = torch.nonzero(remap[self.group] >= 0).flatten()
+        # rows in new group order, each group's rollouts in their old order
+        rows = rows[torch.argsort(remap[self.group[rows]], stable=True)]
+        out = self.take(rows)
+        out.tasks = [self.tasks[g] for g in keep]
+        out.group = remap[out.group]
+        return out
+
+
+def merge_metrics(parts: list[dict]) -> dict:
+    """Metrics of several batches: counts (``*_count``, ``*/count``) add up, other figures keep the first value."""
+    out: dict = {}
+    for m in parts:
+        for k, v in m.items():
+            if k in out and k.endswith(("_count", "/count")):
+                out[k] = out[k] + v
+            else:
+                out.setdefault(k, v)
+    return out
 
 
 @dataclass

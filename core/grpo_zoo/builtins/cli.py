@@ -18,14 +18,29 @@ def _new_plugin(args) -> int:
     from ..scaffold import scaffold
 
     root = scaffold(args.name, args.dir, args.hooks)
-    print(f"created {root}\nnext: pip install -e {root} && pytest {root / 'tests'}")
+    # the package's test extra brings pytest (core does not depend on it)
+    print(f"created {root}\nnext: pip install -e \"{root}[test]\" && pytest {root / 'tests'}")
     return 0
 
 
-def _registry_list(args) -> int:
-    from ..registry import load_catalog
+def _catalog(args):
+    """The catalog, or None after printing why it cannot be read (one line per problem, no traceback)."""
+    import sys
 
-    for e in load_catalog(args.root):
+    from ..registry import RegistryError, load_catalog
+
+    try:
+        return load_catalog(args.root)
+    except (RegistryError, FileNotFoundError) as exc:
+        print(f"grpo-zoo registry: {exc}", file=sys.stderr)
+        return None
+
+
+def _registry_list(args) -> int:
+    entries = _catalog(args)
+    if entries is None:
+        return 1
+    for e in entries:
         papers = "; ".join(f"{p.title} (arXiv {p.arxiv})" if p.arxiv else p.title for p in e.papers)
         print(f"{e.name:<20} {e.distribution:<28} {e.kind:<11} {e.summary}")
         if papers:
@@ -35,15 +50,20 @@ def _registry_list(args) -> int:
 
 def _registry_check(args) -> int:
     from ..contract import ContractError, check_plugin
-    from ..plugins import PluginError, installed_entry_points, load_plugin
-    from ..registry import load_catalog
+    from ..plugins import PluginError, _core_version, installed_entry_points, load_plugin
+    from ..registry import installed_problems
 
-    entries = load_catalog(args.root)
-    installed = set(installed_entry_points())
+    entries = _catalog(args)
+    if entries is None:
+        return 1
+    eps = installed_entry_points()
+    installed = set(eps)
     problems = []
     for e in entries:
         if e.kind != "builtin" and e.name not in installed:
             continue
+        dist = "grpo-zoo" if e.kind == "builtin" else (eps[e.name].dist.name if eps[e.name].dist else None)
+        problems += [f"{e.name}: {p}" for p in installed_problems(e, dist, _core_version())]
         try:
             hooks = check_plugin(load_plugin(e.name))
         except (ContractError, PluginError) as exc:

@@ -30,10 +30,12 @@ def epoch_order(n: int, epoch: int, seed: int, shuffle: bool) -> torch.Tensor:
 
 
 @hookimpl(trylast=True)
-def zoo_select_tasks(ctx, source, step, count):
+def zoo_select_tasks(ctx, source, step, count, exclude):
     n = len(source)
     if n == 0:
         raise ValueError("the task source is empty")
+    if exclude is not None:
+        return refill_tasks(ctx, source, step, count, exclude)
     orders, out = {}, []
     for pos in range(step * count, (step + 1) * count):
         epoch, k = divmod(pos, n)
@@ -42,6 +44,31 @@ def zoo_select_tasks(ctx, source, step, count):
         out.append(source[int(orders[epoch][k])])
     ctx.info["epoch"] = ((step + 1) * count - 1) // n
     return out
+
+
+def refill_tasks(ctx, source, step, count, exclude) -> list:
+    """Up to ``count`` tasks for a dynamic-sampling refill: a seeded permutation of the pool (per step and
+    refill round, so a resumed run draws the same), skipping the task ids this step already drew.
+
+    Fewer than ``count`` (possibly none) come back when the pool runs out of tasks not yet drawn.
+    """
+    g = ctx.generator(0x5EF111)
+    out = []
+    for k in torch.randperm(len(source), generator=g).tolist():
+        task = source[k]
+        if task.id not in exclude:
+            out.append(task)
+            if len(out) == count:
+                break
+    return out
+
+
+@hookimpl
+def zoo_check_config(config):
+    t = config.task
+    if t.source == "file" and not t.path:
+        return ["task.source = 'file' needs task.path"]
+    return None
 
 
 @hookimpl

@@ -4,7 +4,7 @@ from ..hookspecs import hookimpl
 
 @hookimpl(trylast=True)
 def zoo_plan_budget(ctx, tasks, group_size):
-    return [group_size] * len(tasks)
+    return [group_size] * len(tasks)  # a refill asks for at most budget_left // group_size tasks
 
 
 @hookimpl(trylast=True)
@@ -42,3 +42,11 @@ def zoo_generate(ctx, request):
 def zoo_trained_rollouts(ctx, budget):
     # plain sampling returns every rollout it draws; wrappers that keep some out (iGRPO's drafts) say so
     return int(budget)
+
+
+@hookimpl
+def zoo_accept_groups(ctx, rollouts):
+    """Every group may be kept: filtering is a plugin's choice (e.g. dapo's reward-spread rule)."""
+    import torch
+
+    return torch.ones(len(rollouts.tasks), dtype=torch.bool)

@@ -52,6 +52,7 @@ def gather_rollouts(ctx, rollouts: Rollouts, tasks: list, local: list[int]) -> R
     mine["sample_logp"] = None if rollouts.sample_logp is None else [t.tolist() for t in rollouts.sample_logp]
     mine["behavior_prompt_ids"] = rollouts.behavior_prompt_ids or [None] * len(rollouts)
     mine["weight_version"] = rollouts.weight_version
+    mine["truncated"] = None if rollouts.truncated is None else rollouts.truncated.tolist()
     parts = gather_object([mine])
     merged = Rollouts(
         tasks=list(tasks),
@@ -68,6 +69,9 @@ def gather_rollouts(ctx, rollouts: Rollouts, tasks: list, local: list[int]) -> R
         weight_version=None
         if any(p["weight_version"] is None for p in parts)
         else [v for p in parts for v in p["weight_version"]],
+        truncated=None
+        if any(p["truncated"] is None for p in parts)
+        else torch.tensor([x for p in parts for x in p["truncated"]], dtype=torch.bool),
     )
     # plugin metrics: counts add up, _max/_min keep the extreme, other figures are rollout-weighted means
     merged.metrics.update(merge_rank_metrics([(p["metrics"], len(p["group"])) for p in parts]))

@@ -338,8 +338,10 @@ class Engine:
             model.train(was_training)
 
         group, prompt_text, prompt_ids, completions, sample_logp = [], [], [], [], []
+        truncated = []  # no end-of-sequence token: stopped by max_new_tokens (both samplers keep the EOS)
         for g in range(len(encoded)):
             for comp, lp in per_group[g]:
+                truncated.append(not comp or comp[-1] not in eos)
                 group.append(g)
                 prompt_text.append(texts[g])
                 prompt_ids.append(encoded[g])
@@ -354,6 +356,7 @@ class Engine:
             completion_ids=completions,
             completion_text=self.tokenizer.batch_decode(completions, skip_special_tokens=True),
             sample_logp=[torch.tensor(lp, dtype=torch.float32) for lp in sample_logp] if has_logp else None,
+            truncated=torch.tensor(truncated, dtype=torch.bool),
         )
 
     def _generate_hf(self, prompts, counts, sampling, eos, pad, gen) -> tuple[list[list[int]], list[list[float]]]:

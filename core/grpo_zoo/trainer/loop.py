@@ -120,6 +120,7 @@ class Trainer:
             engine.ref_scorer = CompletionLogprobs(ref, cfg.sampling.temperature)
         ctx.engine = engine
         self.source = ctx.hooks.task_source(ctx)
+        ctx.source = self.source
         if ckpt is not None:
             self.start_step = checkpoint.load_state(ctx, ckpt, self.optimizer, self.scheduler)
             if self.is_main:

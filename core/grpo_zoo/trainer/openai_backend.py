@@ -211,6 +211,7 @@ def generate_openai(ctx, request: RolloutRequest) -> Rollouts:
         answers = list(pool.map(one, range(len(request.prompts))))
 
     group, prompt_text, prompt_ids, completion_ids, completion_text, logps = [], [], [], [], [], []
+    truncated = []  # finish_reason "length": the server stopped it at max_tokens
     for g, (text, ids, answer) in enumerate(answers):
         choices = sorted(answer.get("choices") or [], key=lambda c: c.get("index", 0))
         if len(choices) != request.budgets[g]:
@@ -227,6 +228,7 @@ def generate_openai(ctx, request: RolloutRequest) -> Rollouts:
             else:
                 out = c.get("text") or ""
                 cids, lp = _choice_tokens(c, tok, out, eos_id)
+            truncated.append(c.get("finish_reason") == "length")
             group.append(g)
             prompt_text.append(text)
             prompt_ids.append(ids)
@@ -245,6 +247,7 @@ def generate_openai(ctx, request: RolloutRequest) -> Rollouts:
         completion_text=completion_text,
         sample_logp=sample_logp,
         weight_version=None if version is None else [version] * len(group),
+        truncated=torch.tensor(truncated, dtype=torch.bool),
     )
     if version is not None:
         out.metrics["sampling/weight_version"] = float(version)

@@ -14,25 +14,39 @@ from .distributed import gather_rollouts, shard_by_budget
 from .distributed import world as world_of
 from . import finite
 from .reduce import all_reduce
+from . import dynamic_sampling
+from .truncation import counted_lengths, mask_truncated
 
 
-def make_request(ctx, tasks) -> RolloutRequest:
-    budgets = ctx.hooks.plan_budget(ctx, tasks, ctx.config.sampling.group_size)
+def make_request(ctx, tasks, budget_left=None) -> RolloutRequest:
+    budgets = ctx.hooks.plan_budget(ctx, tasks, ctx.config.sampling.group_size, budget_left)
     return RolloutRequest(tasks=list(tasks), prompts=[ctx.hooks.build_prompt(ctx, t) for t in tasks], budgets=budgets)
 
 
-def collect(ctx, tasks) -> Rollouts:
+def collect(ctx, tasks, source=None, budget_left=None, with_budgets=False) -> Rollouts:
     """Roll out and score this rank's share of ``tasks``; every rank ends with the whole batch.
 
     Budgets are planned over the step's whole task list on every rank (planners
     see the same state: they observe the gathered batch), then the tasks are
     dealt to ranks so each generates about as many rollouts.
+    With ``source``, groups that zoo_accept_groups rejects are refilled from it
+    (see dynamic_sampling).
     """
-    full = make_request(ctx, tasks)
+    full = make_request(ctx, tasks, budget_left)
     local = shard_by_budget(ctx, full.budgets)
     request = full.subset(local)
     rollouts = ctx.hooks.rollout(ctx, request)
-    return gather_rollouts(ctx, rollouts, tasks, local)
+    rollouts = gather_rollouts(ctx, rollouts, tasks, local)
+    # reward.on_nonfinite applies to each scored batch, before any plugin accepts or observes a NaN
+    budgets = full.budgets
+    checked = finite.check_rewards(ctx, rollouts)
+    if checked is not rollouts:  # "drop_group": its tasks left the batch, and so do their budgets
+        kept = {id(t) for t in checked.tasks}
+        budgets = [b for t, b in zip(rollouts.tasks, budgets) if id(t) in kept]
+    rollouts = checked
+    if with_budgets:
+        return rollouts, budgets
+    return rollouts if source is None else dynamic_sampling.refill(ctx, rollouts, budgets, source)
 
 
 def loss_order(rollouts: Rollouts, idx: list[int]) -> list[int]:
@@ -105,7 +119,7 @@ def policy_update(ctx, rollouts: Rollouts, optimizer, scheduler) -> dict[str, fl
     lengths = rollouts.completion_lengths()
     # Normalizers span the whole optimizer step on every rank, divided by the
     # world size because DDP averages the ranks' gradients.
-    total_tokens = float(lengths[chosen].sum()) / world
+    total_tokens = float(counted_lengths(ctx, rollouts, lengths)[chosen].sum()) / world
     total_seqs = len(chosen) / world
     longest = int(lengths.max()) if len(lengths) else 1
     max_len = max(cfg.sampling.max_new_tokens, longest)
@@ -152,6 +166,7 @@ def policy_update(ctx, rollouts: Rollouts, optimizer, scheduler) -> dict[str, fl
                 sync = acc.no_sync(engine.scorer)  # all-reduce once, after the last micro-batch
             with sync:
                 logp, mask = engine.logprobs(*ids(mb))
+                mask = mask_truncated(ctx, rollouts, mb, mask)
                 inputs = LossInputs(
                     logp=logp,
                     old_logp=old_logp(k, logp),
@@ -211,10 +226,9 @@ def train_step(ctx, source, step: int, optimizer, scheduler) -> tuple[dict, Roll
     ctx.step = step
     t0 = time.perf_counter()
     tasks = ctx.hooks.select_tasks(ctx, source, step, cfg.train.prompts_per_step)
-    rollouts = collect(ctx, tasks)
-    rollouts = finite.check_rewards(ctx, rollouts)  # before any plugin observes a NaN
+    rollouts = collect(ctx, tasks, source)
     t1 = time.perf_counter()
-    ctx.hooks.observe(ctx, rollouts)
+    dynamic_sampling.observe(ctx, rollouts)
     ctx.compute_advantages(rollouts)
     stats = policy_update(ctx, rollouts, optimizer, scheduler)
     ctx.hooks.after_update(ctx, step)  # e.g. push the new weights to the inference server (weight_sync.py)

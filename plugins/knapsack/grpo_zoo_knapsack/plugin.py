@@ -76,9 +76,11 @@ class KnapsackPlugin:
 
     # sampling: budgets
     @hookimpl
-    def zoo_plan_budget(self, ctx, tasks, group_size):
+    def zoo_plan_budget(self, ctx, tasks, group_size, budget_left=None):
         cfg = ctx.config.knapsack
         total = cfg.total_budget if cfg.total_budget is not None else group_size * len(tasks)
+        if budget_left is not None:  # a dynamic-sampling refill: only what the step's kept groups left over
+            total = min(total, int(budget_left))
         estimates = [self.table.estimate(t.id, cfg.estimate) for t in tasks]
         # value each budget by the group it yields (a wrapper such as iGRPO trains only part of it);
         # the estimates come from the rollouts sampling returned, i.e. from those same groups
