@@ -106,10 +106,14 @@ def main() -> None:
     ap.add_argument("--group-size", type=int, default=8)
     ap.add_argument("--prompts", type=int, default=32)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--rates", type=Path, default=None, help="JSON list of measured per-task success rates")
+    ap.add_argument("--rates", type=Path, default=None, help="measured per-task success rates: a JSON list, or a file with a "
+                    "\"rates\" list such as bench/data/knapsack_rates.json")
     args = ap.parse_args()
-    p = np.asarray(json.loads(args.rates.read_text()), dtype=np.float64) if args.rates else population(
-        np.random.default_rng(args.seed), args.tasks)
+    if args.rates:
+        measured = json.loads(args.rates.read_text())  # a list, or a measurement file with "rates"
+        p = np.asarray(measured["rates"] if isinstance(measured, dict) else measured, dtype=np.float64)
+    else:
+        p = population(np.random.default_rng(args.seed), args.tasks)
     settings = {"grpo": (False, 1), "dapo_cap4": (True, 4), "dapo_cap8": (True, 8)}
     results = {name: run(p, args, dyn, cap) for name, (dyn, cap) in settings.items()}
     print(f"p source: {'measured (' + str(args.rates) + ')' if args.rates else 'assumed mix ' + str(MIX)}; "
