@@ -61,9 +61,9 @@ def test_salt_is_namespaced_stable_and_checked():
 
 
 # ---- zoo_check_config
-def test_builtin_check_rejects_file_source_without_path_at_load():
-    with pytest.raises(ConfigError, match=r"task.source = 'file' needs task.path"):
-        make_context(merge(BASE_CONFIG, {"task": {"source": "file"}}))
+def test_builtin_check_rejects_hf_source_without_path_at_load():
+    with pytest.raises(ConfigError, match=r"task.source = 'hf' needs task.path"):
+        make_context(merge(BASE_CONFIG, {"task": {"source": "hf"}}))
 
 
 def test_plugin_check_sees_the_whole_config_and_is_named():

@@ -134,7 +134,10 @@ def test_two_processes_log_the_one_process_metrics(tmp_path):
         assert r2["clip_frac"] > 0 and r2["kl"] > 0 or r2["step"] == 0  # the figures below are not all zero
         for key in ("loss", "kl", "clip_frac", "grad_norm", "reward/mean", "probe/len_mean", "probe/len_max",
                     "probe/rollout_count", "probe/loss_len_max", "rollouts", "tokens"):
-            assert math.isclose(r1[key], r2[key], rel_tol=1e-5, abs_tol=1e-7), (r1["step"], key, r1[key], r2[key])
+            # step 1 runs on weights that two processes updated with all-reduced gradients (another float
+            # summation order than one process, and shared-prompt batches split differently): ~1e-5 apart.
+            # An unreduced figure is off by percents (kl 0.2015 vs 0.2081 before the fix)
+            assert math.isclose(r1[key], r2[key], rel_tol=1e-4, abs_tol=1e-7), (r1["step"], key, r1[key], r2[key])
     assert rows2[1]["clip_frac"] > 0 and rows2[1]["kl"] > 0
 
 

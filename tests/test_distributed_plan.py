@@ -40,6 +40,7 @@ class Recorder:
 def test_ranks_share_one_global_plan(zoo_context, monkeypatch):
     tasks = [Task(id=f"t{k}", prompt=f"q{k}", answer="1") for k in (5, 2, 7, 0, 3)]  # budgets 4 2 5 1 3
     monkeypatch.setattr(step, "gather_rollouts", lambda ctx, r, tasks, local: (r, local))
+    monkeypatch.setattr(step.finite, "check_rewards", lambda ctx, r: r)  # `r` is the (rollouts, local) pair above
     plans, loads = {}, []
     for rank in range(2):
         rec = Recorder()

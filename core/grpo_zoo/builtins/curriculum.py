@@ -65,9 +65,11 @@ def refill_tasks(ctx, source, step, count, exclude) -> list:
 
 @hookimpl
 def zoo_check_config(config):
+    # "file" without a path is refused by TaskConfig itself; a Hugging Face source would otherwise
+    # fail only when the task source loads, after the model
     t = config.task
-    if t.source == "file" and not t.path:
-        return ["task.source = 'file' needs task.path"]
+    if t.source == "hf" and not t.path:
+        return ["task.source = 'hf' needs task.path (a dataset folder, file or cached hub name)"]
     return None
 
 
