@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import time
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from .config import ConfigError
 from .passk import pass_at_k
 from .tasks import file_tasks, reasoning_gym_tasks
 from .trainer.distributed import world
-from .trainer.rundir import append_jsonl, read_jsonl
+from .trainer.rundir import append_jsonl, keep_rows, read_jsonl
 from .types import RolloutRequest, Task
 
 EVAL_FILE = "eval.jsonl"
@@ -177,16 +176,7 @@ def evaluate(ctx, tasks: list[Task]) -> dict:
 # ------------------------------------------------------------------------------------------ during a training run
 def truncate_eval(run_dir: Path, steps_done: int) -> None:
     """Keep the eval rows of evaluations up to ``steps_done`` optimizer steps (later ones are replayed on resume)."""
-    path = Path(run_dir) / EVAL_FILE
-    if not path.exists():
-        return
-    rows = [r for r in read_jsonl(path) if r.get("step", -1) <= steps_done]
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        f.write("".join(json.dumps(r) + "\n" for r in rows))
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    keep_rows(Path(run_dir) / EVAL_FILE, lambda r: r.get("step", -1) <= steps_done)
 
 
 class EvalTracker:

@@ -74,10 +74,15 @@ def truncate_metrics(path: Path, steps_done: int) -> None:
     The kept rows replace the file atomically: a crash here leaves the old file whole.
     """
     for name in ("metrics.jsonl", "samples.jsonl"):
-        if not (path / name).exists():
-            continue
-        rows = [r for r in read_jsonl(path / name) if r.get("step", -1) < steps_done]
-        atomic_write_text(path / name, "".join(dumps(r) + "\n" for r in rows))
+        keep_rows(path / name, lambda r: r.get("step", -1) < steps_done)
+
+
+def keep_rows(path: Path, keep) -> None:
+    """Keep the rows of a run's JSONL file for which ``keep(row)`` holds, replacing the file atomically."""
+    if not path.exists():
+        return
+    rows = [r for r in read_jsonl(path) if keep(r)]
+    atomic_write_text(path, "".join(dumps(r) + "\n" for r in rows))
 
 
 RUN_MARKERS = ("manifest.json", "metrics.jsonl", "checkpoints")
