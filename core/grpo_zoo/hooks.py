@@ -35,8 +35,8 @@ class Hooks:
         assert hook in PER_PLUGIN_HOOKS, hook
         out = {}
         for impl in getattr(self.pm.hook, hook).get_hookimpls():
-            try:
-                value = impl.function(**kwargs)
+            try:  # as pluggy does, an implementation gets only the arguments it names
+                value = impl.function(**{k: v for k, v in kwargs.items() if k in impl.argnames})
             except Exception as exc:
                 raise PluginHookError(impl.plugin_name, hook, exc) from exc
             if value is not None:
@@ -149,18 +149,11 @@ class Hooks:
         """Every plugin's answer AND-ed: one bool per group of ``rollouts.tasks``."""
         n = len(rollouts.tasks)
         keep = torch.ones(n, dtype=torch.bool)
-        for impl in self.pm.hook.zoo_accept_groups.get_hookimpls():
-            try:
-                given = {"ctx": ctx, "rollouts": rollouts}
-                out = impl.function(**{k: v for k, v in given.items() if k in impl.argnames})
-            except Exception as exc:
-                raise PluginHookError(impl.plugin_name, "zoo_accept_groups", exc) from exc
-            if out is None:
-                continue
+        for name, out in self.per_plugin("zoo_accept_groups", ctx=ctx, rollouts=rollouts).items():
             out = torch.as_tensor(out).flatten()
             if out.numel() != n or out.dtype != torch.bool:
                 raise PluginHookError(
-                    impl.plugin_name,
+                    name,
                     "zoo_accept_groups",
                     ValueError(f"expected a bool tensor with one entry per group ({n}), got {out.dtype} [{out.numel()}]"),
                 )

@@ -28,10 +28,10 @@ BUILTIN_MODULES = {
     "builtin.weight_sync": "grpo_zoo.trainer.weight_sync",
 }
 # Hooks where every plugin is called per plugin (state, config), never merged.
-PER_PLUGIN_HOOKS = {"zoo_config_model", "zoo_state_dict", "zoo_load_state_dict", "zoo_register_commands"}
+PER_PLUGIN_HOOKS = {"zoo_config_model", "zoo_state_dict", "zoo_load_state_dict", "zoo_register_commands",
+                    "zoo_accept_groups"}
 # Hooks whose implementations core calls one by one (to attribute columns, state or errors).
-DIRECT_HOOKS = PER_PLUGIN_HOOKS | {"zoo_reward"}
-DIRECT_HOOKS |= {"zoo_accept_groups", "zoo_check_config"}
+DIRECT_HOOKS = PER_PLUGIN_HOOKS | {"zoo_reward", "zoo_check_config"}
 
 
 class PluginError(Exception):

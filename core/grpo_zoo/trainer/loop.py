@@ -12,19 +12,18 @@ import torch
 from tqdm.auto import tqdm
 
 from ..context import RunContext, make_context
-from . import checkpoint, lora, trackers
+from ..errors import RunFolderError
+from ..evaluation import EvalTracker
+from ..tasks import validate_task_files
+from . import checkpoint, finite, lora, trackers
 from .distributed import RUN_DIR_VAR, accelerate_cpu_fan_out_size, fan_out
+from .durable import atomic_write_text, dumps
 from .engine import CompletionLogprobs, Engine, enable_gradient_checkpointing
 from .models import load_model_and_tokenizer
 from .precision import make_accelerator, uses_accelerate_with_one_process
-from .rundir import append_jsonl, new_run_dir, plot_run, read_jsonl, sample_rows, truncate_metrics, write_manifest
+from .rundir import (append_jsonl, check_new_run_dir, clear_run_dir, new_run_dir, plot_run, read_jsonl, sample_rows,
+                     truncate_metrics, write_manifest)
 from .step import train_step
-from . import finite
-from .durable import atomic_write_text, dumps
-from .rundir import check_new_run_dir, clear_run_dir
-from ..errors import RunFolderError
-from ..tasks import validate_task_files
-from ..evaluation import EvalTracker
 
 
 def lr_lambda(cfg):

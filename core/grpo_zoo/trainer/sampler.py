@@ -19,7 +19,7 @@ import inspect
 
 import torch
 
-from .compat import cache_kwarg, lean_unsupported_reason
+from .compat import cache_kwarg
 
 
 def process_logits(logits: torch.Tensor, temperature: float, top_k: int, top_p: float):
@@ -54,11 +54,6 @@ def sample_rows(logits: torch.Tensor, generator: torch.Generator) -> tuple[torch
     if bool(bad.any()):
         idx[bad] = logits[bad].argmax(-1)
     return idx, (top + total.log()).squeeze(-1)
-
-
-def supports(model) -> bool:
-    """True for decoder-only models whose forward takes a KV cache and position ids."""
-    return lean_unsupported_reason(model) is None
 
 
 def _preallocated_cache(model, capacity: int):

@@ -10,11 +10,10 @@ import torch
 from ..behavior import BehaviorCorrection
 from ..segments import segment_all_equal
 from ..types import LossInputs, RolloutRequest, Rollouts
+from . import dynamic_sampling, finite
 from .distributed import gather_rollouts, shard_by_budget
 from .distributed import world as world_of
-from . import finite
 from .reduce import all_reduce
-from . import dynamic_sampling
 from .truncation import counted_lengths, mask_truncated
 
 
