@@ -12,6 +12,7 @@ import contextlib
 import json
 import math
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -80,6 +81,19 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode())
+
+
+def replace_folder(folder: Path, write) -> Path:
+    """``write(tmp)`` fills a temporary sibling folder, which then takes the place of ``folder``:
+    readers see the old folder or the complete new one, never a half-written one."""
+    folder = Path(folder)
+    tmp = folder.with_name(f".tmp-{folder.name}-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    write(tmp)
+    if folder.exists():
+        shutil.rmtree(folder)
+    os.replace(tmp, folder)
+    return folder
 
 
 def finite_json(value):

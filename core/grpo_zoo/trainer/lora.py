@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
+from .durable import replace_folder
 from .engine import CompletionLogprobs
 
 MERGED_DIR = "merged"
@@ -55,15 +56,12 @@ def save_merged(model, tokenizer, out: Path) -> Path:
     Merges a copy, so the live model keeps its adapter (one extra model copy in memory for a moment).
     """
     merged = copy.deepcopy(model).merge_and_unload()
-    tmp = out.with_name(out.name + ".tmp")
-    merged.save_pretrained(tmp, safe_serialization=True)
-    tokenizer.save_pretrained(tmp)
-    if out.exists():
-        import shutil
 
-        shutil.rmtree(out)
-    tmp.rename(out)
-    return out
+    def write(tmp):
+        merged.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+
+    return replace_folder(out, write)
 
 
 def trainable_counts(model) -> tuple[int, int]:

@@ -36,6 +36,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from ..hookspecs import hookimpl
+from .durable import replace_folder
 
 # Per-run state lives on the context object, not in ctx.info (checkpointed: threads and sockets
 # do not pickle, and a resumed run must push again).
@@ -57,14 +58,7 @@ def is_main(ctx) -> bool:
 
 def save_atomically(model, folder: Path) -> Path:
     """``model`` as a safetensors checkpoint in ``folder``, which appears complete or not at all."""
-    folder = Path(folder)
-    tmp = folder.with_name(f".tmp-{folder.name}-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp, safe_serialization=True)
-    if folder.exists():
-        shutil.rmtree(folder)
-    os.replace(tmp, folder)
-    return folder.resolve()
+    return replace_folder(folder, lambda tmp: model.save_pretrained(tmp, safe_serialization=True)).resolve()
 
 
 class DiskSync:
