@@ -65,6 +65,7 @@ PLUGIN = textwrap.dedent(
             import hashlib
             h = hashlib.sha256()
             for name, t in sorted(ctx.engine.model.state_dict().items()):
+                t = t.full_tensor() if hasattr(t, "full_tensor") else t  # train.sharding = "fsdp2": a collective
                 h.update(name.encode() + t.detach().float().contiguous().numpy().tobytes())
             (ctx.run_dir / f"hash-rank{ctx.rank}.txt").write_text(h.hexdigest())
 
@@ -99,7 +100,7 @@ lr = 3e-2
 def _site(tmp_path: Path) -> Path:
     site = tmp_path / "site"
     dist = site / "zoo_dp_probe-0.0.1.dist-info"
-    dist.mkdir(parents=True)
+    dist.mkdir(parents=True, exist_ok=True)  # several runs of one test share it
     (site / "zoo_dp_probe.py").write_text(PLUGIN)
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: zoo-dp-probe\nVersion: 0.0.1\n")
     (dist / "entry_points.txt").write_text("[grpo_zoo]\nzoo_dp_probe = zoo_dp_probe:DpProbe\n")

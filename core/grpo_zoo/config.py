@@ -186,6 +186,9 @@ class TrainConfig(Section):
     report_to: list[Literal["tensorboard", "wandb", "trackio", "mlflow"]] = Field(
         default_factory=list, description="experiment trackers (accelerate's tracker API)"
     )
+    sharding: Literal["none", "fsdp2"] = Field(
+        "none", description="fsdp2: shard weights, gradients and optimizer state over the processes (torch fully_shard)"
+    )
 
     @model_validator(mode="after")
     def _masters_are_fp32(self):
@@ -269,6 +272,24 @@ class CoreConfig(Section):
     train: TrainConfig = Field(default_factory=TrainConfig)
     peft: PeftConfig = Field(default_factory=PeftConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
+
+    @model_validator(mode="after")
+    def _sharding_combinations(self):
+        """train.sharding = 'fsdp2' with what it has not been built for: one line naming the clash."""
+        if self.train.sharding == "none":
+            return self
+        clash = None
+        if self.peft.enabled:
+            clash = "peft.enabled = true (LoRA adapters are small: use data parallelism)"
+        elif self.train.precision == "fp16":
+            clash = "train.precision = 'fp16' (use 'bf16')"
+        elif self.sampling.backend == "vllm":
+            clash = "sampling.backend = 'vllm' (the sharded weights are not pushed to vLLM)"
+        elif self.sampling.endpoint.sync != "none":
+            clash = f"sampling.endpoint.sync = {self.sampling.endpoint.sync!r} (the sharded weights are not pushed to a server)"
+        if clash:
+            raise ValueError(f"train.sharding = 'fsdp2' does not support {clash}")
+        return self
 
 
 def parse_value(text: str) -> Any:

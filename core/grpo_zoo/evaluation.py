@@ -7,6 +7,7 @@ scored by the run's reward hooks and task scorers. It never enters the
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import time
@@ -149,7 +150,9 @@ def evaluate(ctx, tasks: list[Task]) -> dict:
     cfg = ctx.config.eval
     t0 = time.perf_counter()
     rank, size = world(ctx)
-    stats = _local_stats(ctx, tasks, list(range(rank, len(tasks), size)))
+    window = ctx.engine.gathered() if hasattr(ctx.engine, "gathered") else contextlib.nullcontext()
+    with window:  # sharded (fsdp2): every rank enters, whatever its share of the tasks
+        stats = _local_stats(ctx, tasks, list(range(rank, len(tasks), size)))
     if size > 1:
         from accelerate.utils import gather_object
 

@@ -26,7 +26,7 @@ import torch
 
 from ..errors import CheckpointError
 from . import statefile
-from .durable import atomic_write_text, fsync_dir, fsync_tree, naming, warn
+from .durable import atomic_write_text, fsync_dir, fsync_file, fsync_tree, naming, warn
 
 LATEST = "latest"
 KEEP = 2
@@ -83,6 +83,54 @@ def save(ctx, run_dir: Path, step: int, optimizer, scheduler) -> Path:
     return final
 
 
+def save_sharded(ctx, run_dir: Path, step: int, optimizer, scheduler) -> Path:
+    """:func:`save` for ``train.sharding = "fsdp2"``, called on every rank: each writes its shards of the
+    weights and optimizer state into the temporary folder; rank 0 writes the rest, then (once every rank's
+    files are fsynced) the manifest, and publishes the folder as :func:`save` does."""
+    import torch.distributed as dist
+
+    from . import sharding
+
+    rank, world = sharding.rank_world()
+    ckpt_root = Path(run_dir) / "checkpoints"
+    final = ckpt_root / f"step-{step:06d}"
+    tmp = ckpt_root / f".tmp-step-{step:06d}"
+    if rank == 0:
+        shutil.rmtree(tmp, ignore_errors=True)
+        (tmp / "model").mkdir(parents=True)
+    dist.barrier()
+    model = ctx.engine.model
+    bad = [n for n, p in model.named_parameters() if not torch.isfinite(sharding.local(p.detach())).all()]
+    if sharding.any_rank(bool(bad)):  # every rank raises alike, or the others would wait at the barrier
+        raise CheckpointError(f"step {step}: a parameter has NaN/inf values{f' ({bad[0]})' if bad else ''}; "
+                              "not writing a checkpoint")
+    with naming(tmp):
+        mine = [sharding.write_model_shard(model, tmp / "model")]
+        name = sharding.OPTIM_FILE.format(rank=rank)
+        mine += [tmp / f"{name}.json", tmp / f"{name}.safetensors"]
+        statefile.save({"optimizer": sharding.optimizer_state(optimizer), "rank": rank, "world": world}, *mine[1:])
+        if rank == 0:
+            model.config.save_pretrained(tmp / "model")
+            if getattr(model, "generation_config", None) is not None:
+                model.generation_config.save_pretrained(tmp / "model")
+            ctx.engine.tokenizer.save_pretrained(tmp / "model")
+            state = _train_state(ctx, step, None, scheduler)
+            state["sharding"] = {"kind": "fsdp2", "world": world}
+            write_state(tmp, state)
+        for path in mine:  # this rank's files reach the disk before rank 0 hashes them (and fsyncs the rest)
+            fsync_file(path)
+    dist.barrier()
+    try:
+        if rank == 0:
+            with naming(tmp):
+                write_manifest(tmp)
+            publish(tmp, final, ckpt_root)
+            prune(ckpt_root, keep=KEEP)
+    finally:
+        dist.barrier()
+    return final
+
+
 def check_finite_weights(model, step: int) -> None:
     """Never save a broken policy: a NaN/inf weight would make every resume fail."""
     for name, p in model.named_parameters():
@@ -98,7 +146,7 @@ def write_model(model, tokenizer, folder: Path) -> None:
 def _train_state(ctx, step: int, optimizer, scheduler) -> dict:
     return {
         "step": step,
-        "optimizer": optimizer.state_dict(),
+        "optimizer": optimizer.state_dict() if optimizer is not None else None,  # sharded: one file per rank
         "scheduler": scheduler.state_dict(),
         "rng": rng_state(),
         "info": dict(ctx.info),
@@ -252,9 +300,30 @@ def read_state(ckpt: Path) -> dict:
 def load_state(ctx, ckpt: Path, optimizer, scheduler) -> int:
     """Restore optimizer, scheduler, RNG, run info and plugin state; returns the number of steps done."""
     state = read_state(ckpt)
-    optimizer.load_state_dict(state["optimizer"])
+    if "sharding" in state:
+        _load_sharded_optimizer(ckpt, state["sharding"], optimizer)
+    else:
+        optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     set_rng_state(state["rng"])
     ctx.info.update(state["info"])
     ctx.hooks.load_state_dicts(ctx, state["plugins"])
     return int(state["step"]) + 1
+
+
+def _load_sharded_optimizer(ckpt: Path, meta: dict, optimizer) -> None:
+    """This rank's optimizer shard of a ``train.sharding = "fsdp2"`` checkpoint (same world size only)."""
+    import torch.distributed as dist
+
+    from . import sharding
+
+    rank, world = sharding.rank_world() if dist.is_available() and dist.is_initialized() else (0, 1)
+    if world != meta["world"]:
+        raise CheckpointError(f"{ckpt} was saved sharded over {meta['world']} processes; resume it with "
+                              f"{meta['world']} (this run has {world})")
+    name = sharding.OPTIM_FILE.format(rank=rank)
+    try:
+        saved = statefile.load(ckpt / f"{name}.json", ckpt / f"{name}.safetensors")
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{ckpt}: cannot read rank {rank}'s optimizer shard ({exc})") from None
+    sharding.load_optimizer_state(optimizer, saved["optimizer"])

@@ -48,17 +48,20 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def fsync_file(path: Path) -> None:
+    with naming(path):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
 def fsync_tree(root: Path) -> None:
     """fsync every file under ``root`` and every folder, deepest first (before renaming it into place)."""
     for folder, _, files in os.walk(root, topdown=False):
         for name in files:
-            path = Path(folder) / name
-            with naming(path):
-                fd = os.open(path, os.O_RDONLY)
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
+            fsync_file(Path(folder) / name)
         fsync_dir(Path(folder))
 
 

@@ -253,6 +253,8 @@ class Engine:
         self.ref_scorer: CompletionLogprobs | None = None
         self._shares: bool | None = None
         self.autocast = contextlib.nullcontext  # the trainer sets accelerator.autocast (train.precision)
+        self.sharded = False  # train.sharding = "fsdp2": the scorer is the FSDP root (sharding.py)
+        self._gathered = False
         self.lean_reason = lean_unsupported_reason(lean_target(model))
         if self.lean_reason is not None:  # say it once, here, rather than fall back silently at every step
             warnings.warn(
@@ -274,6 +276,25 @@ class Engine:
     @property
     def unwrapped(self):
         return self.model
+
+    @contextlib.contextmanager
+    def gathered(self):
+        """The policy's full weights for code that calls the causal LM directly (sampler, probes).
+
+        Without sharding (or inside an open window) this does nothing. Sharded, it is a collective:
+        every rank must enter it together (the trainer opens one per step's rollouts and per evaluation).
+        """
+        if not self.sharded or self._gathered:
+            yield
+            return
+        from .sharding import gathered
+
+        self._gathered = True
+        try:
+            with gathered(self.scorer):
+                yield
+        finally:
+            self._gathered = False
 
     def render(self, prompt) -> str:
         """Chat messages through the tokenizer's chat template; plain text is used as it is."""
@@ -319,7 +340,7 @@ class Engine:
         gen.manual_seed(int(seed) & 0x7FFFFFFFFFFFFFFF)
         per_group: dict[int, list[tuple[list[int], list[float] | None]]] = {g: [] for g in range(len(encoded))}
         try:
-            with torch.inference_mode(), self.autocast():  # tensors for Rollouts are made outside it
+            with self.gathered(), torch.inference_mode(), self.autocast():  # tensors for Rollouts are made outside it
                 for chunk in chunks:
                     prompts = [encoded[g] for g, _ in chunk]
                     counts = [n for _, n in chunk]
@@ -423,6 +444,10 @@ class Engine:
 
     @property
     def shares_prompts(self) -> bool:
+        if self.sharded:
+            # fsdp2: each forward call all-gathers, so every rank must make the same calls; the shared
+            # layout's call count depends on the batch (one per length bucket), the packed one's does not
+            return False
         if self._shares is None:
             self._shares = self.lean_reason is None
             checkpointing = getattr(self.model, "is_activation_checkpointing", None)  # transformers >= 5.x's name
@@ -439,7 +464,7 @@ class Engine:
         device = next(self.model.parameters()).device
         ids, positions, cmask = ids.to(device), positions.to(device), cmask.to(device)
         backbone = self.model.get_decoder()
-        with self.autocast():
+        with self.gathered(), self.autocast():
             hidden = backbone(input_ids=ids, use_cache=False).last_hidden_state
             logits = self.model.get_output_embeddings()(hidden[positions[:, 0], positions[:, 1]]).float()
         ent = -(torch.softmax(logits, -1) * torch.log_softmax(logits, -1)).sum(-1)

@@ -83,7 +83,11 @@ def bad_update(ctx, params, stats: dict) -> bool:
     rank decides alike (a rank-local loss could differ); a NaN loss makes NaN gradients anyway.
     """
     loss_ok = math.isfinite(stats.get("loss", 0.0))
-    grads_ok = all(bool(torch.isfinite(p.grad).all()) for p in params if p.grad is not None)
+    grads = [p.grad for p in params if p.grad is not None]
+    # sharded (fsdp2) gradients: each rank checks its shards, then the ranks agree
+    grads_ok = all(bool(torch.isfinite(g.to_local() if hasattr(g, "to_local") else g).all()) for g in grads)
+    if any(hasattr(g, "to_local") for g in grads):
+        grads_ok = ctx.all_reduce(float(grads_ok), "min") > 0
     if grads_ok:
         return False
     stats["nonfinite/skipped_updates"] = stats.get("nonfinite/skipped_updates", 0) + 1

@@ -120,9 +120,14 @@ def load_model_and_tokenizer(name: str, dtype: str = "float32"):
 
     path = resolve_model_path(name)
     check_model_source(name, path)
+    from .sharding import load_sharded_model, shard_files
+
     try:
         tok = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype))
+        if Path(path).is_dir() and shard_files(Path(path)):  # a checkpoint of a train.sharding = "fsdp2" run
+            model = load_sharded_model(Path(path), getattr(torch, dtype))
+        else:
+            model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype))
     except OSError as exc:
         raise RuntimeError(f"model={name!r}: cannot load {path!r}: {exc}") from exc
     if tok.pad_token_id is None:

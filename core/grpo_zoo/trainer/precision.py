@@ -19,6 +19,7 @@ def make_accelerator(cfg, **kwargs):
     from ..config import ConfigError
 
     cpu = not torch.cuda.is_available()
+    take_accelerate_fsdp(cfg)
     mixed = MIXED[cfg.train.precision]
     if mixed == "fp16" and cpu:
         # accelerate runs no fp16 autocast on CPU: the run would silently stay fp32
@@ -30,6 +31,31 @@ def make_accelerator(cfg, **kwargs):
         # group (PartialState) is kept.
         AcceleratorState._reset_state(reset_partial_state=False)
     return Accelerator(cpu=cpu, mixed_precision=mixed, **kwargs)
+
+
+def take_accelerate_fsdp(cfg) -> None:
+    """``accelerate launch`` with an FSDP config (``fsdp_version: 2``) means ``train.sharding = "fsdp2"``.
+
+    grpo-zoo shards with torch's ``fully_shard`` itself (see sharding.py), so accelerate's own FSDP
+    plugin is switched off here: it would wrap the module handed to ``prepare`` a second time.
+    """
+    import os
+
+    from ..config import ConfigError
+
+    if os.environ.get("ACCELERATE_USE_FSDP", "false").lower() != "true":
+        return
+    version = os.environ.get("FSDP_VERSION", "1")
+    if version != "2":
+        raise ConfigError(f"accelerate's FSDP config has fsdp_version = {version}; grpo-zoo supports FSDP2 only "
+                          "(set fsdp_version: 2, or train.sharding = 'fsdp2' with a plain multi-process config)")
+    cfg.train.sharding = "fsdp2"
+    try:
+        cfg._sharding_combinations()  # the config's own check, now that sharding is on
+    except ValueError as exc:
+        raise ConfigError(f"accelerate launch with an FSDP config: {exc}") from None
+    for var in [v for v in os.environ if v == "ACCELERATE_USE_FSDP" or v.startswith("FSDP_")]:
+        del os.environ[var]
 
 
 def uses_accelerate_with_one_process(cfg) -> bool:

@@ -132,15 +132,22 @@ def policy_update(ctx, rollouts: Rollouts, optimizer, scheduler) -> dict[str, fl
     # Rollouts trained in another context than they were sampled in get theirs
     # from the sampling (behaviour) context, before any optimizer step.
     behavior = rollouts.behavior_prompt_ids or [None] * len(rollouts)
+    rows_of = [[r for r, i in enumerate(mb) if behavior[i] is not None] for mb in batches]
+    # Sharded (fsdp2), every forward all-gathers: all ranks must score alike, so a rank without
+    # behaviour rows in a micro-batch where another rank has some scores a stand-in and drops it.
+    sharded = getattr(engine, "sharded", False)
+    stand_in = all_reduce(ctx, torch.tensor([float(bool(r)) for r in rows_of]), "max").tolist() if sharded and batches else []
     old, ref, old_rows = {}, {}, {}
     with torch.no_grad():
         for k, mb in enumerate(batches):
             if cfg.loss.num_iterations > 1:
                 old[k] = engine.logprobs(*ids(mb))[0].detach()
-            rows = [r for r, i in enumerate(mb) if behavior[i] is not None]
+            rows = rows_of[k]
             if rows:
                 lp, _ = engine.logprobs([behavior[mb[r]] for r in rows], [rollouts.completion_ids[mb[r]] for r in rows])
                 old_rows[k] = (rows, lp.detach())
+            elif sharded and stand_in[k]:
+                engine.logprobs(*ids(mb[:1]))
             if cfg.loss.beta > 0:
                 ref[k] = engine.logprobs(*ids(mb), scorer=engine.ref_scorer)[0].detach()
 
@@ -201,7 +208,7 @@ def policy_update(ctx, rollouts: Rollouts, optimizer, scheduler) -> dict[str, fl
         if cfg.train.grad_clip > 0:
             clip = acc.clip_grad_norm_ if acc is not None else torch.nn.utils.clip_grad_norm_  # unscales fp16, shards
             norm = clip(params, cfg.train.grad_clip)
-            stats["grad_norm"] = float(norm)
+            stats["grad_norm"] = float(norm.full_tensor() if hasattr(norm, "full_tensor") else norm)  # fsdp2: a DTensor
         if finite.bad_update(ctx, params, stats):
             optimizer.zero_grad(set_to_none=True)  # skipped: NaN/inf must reach neither weights nor moments
         else:
@@ -225,7 +232,8 @@ def train_step(ctx, source, step: int, optimizer, scheduler) -> tuple[dict, Roll
     ctx.step = step
     t0 = time.perf_counter()
     tasks = ctx.hooks.select_tasks(ctx, source, step, cfg.train.prompts_per_step)
-    rollouts = collect(ctx, tasks, source)
+    with ctx.engine.gathered() if hasattr(ctx.engine, "gathered") else contextlib.nullcontext():
+        rollouts = collect(ctx, tasks, source)  # sharded (fsdp2): every rank samples from gathered weights
     t1 = time.perf_counter()
     dynamic_sampling.observe(ctx, rollouts)
     ctx.compute_advantages(rollouts)
