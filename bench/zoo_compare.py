@@ -15,6 +15,9 @@ included, so no method buys accuracy with more samples. Each run is evaluated on
 held-out set (greedy pass@1, a distinct generator seed, checked disjoint from training)
 before training and after its last step.
 
+A finished run writes bench_result.json in its folder; rerunning the same command after an
+interruption reuses those and trains only the runs that are missing.
+
 Prints the per-run figures, the table grouped by method (mean ± std over seeds) and, last,
 one JSON line. Runs land in --out (default runs/zoo_compare/<method>-s<seed>/), so
 `grpo-zoo compare runs/zoo_compare/*` redraws the curves.
@@ -31,14 +34,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "core"))
 
-# The task: products of two numbers of one or two digits. Measured with --measure-base on
-# 2026-11-30 (32 held-out tasks, greedy), the default model starts at pass@1 0.375 there, inside
-# the 20-60% band; one-digit products (the quickstart's) start at 0.75, basic_arithmetic with two
-# one-digit terms at 0.09 and two-digit chain sums at 0.0.
+# The task: sums of two one-digit numbers (reasoning-gym chain_sum). Measured with --measure-base
+# on 2026-11-30 (48 held-out tasks, greedy, the prompts and rewards below), the default model starts
+# at pass@1 0.292 there, inside the 20-60% band; two-term two-digit chain sums start at 0.042,
+# three-term one-digit ones at 0.042, basic_arithmetic with two one-digit terms at 0.125, and
+# products of one- or two-digit numbers at 0.146 (0.375 had been measured on 32 tasks with an
+# earlier eval-set draw; on 48 tasks it is below the band). One-digit products leave too few
+# distinct prompts outside the training set for a 48-task held-out set.
 TASK = {
     "source": "reasoning_gym",
-    "name": "products",
-    "params": {"min_terms": 2, "max_terms": 2, "min_digits": 1, "max_digits": 2},
+    "name": "chain_sum",
+    "params": {"min_terms": 2, "max_terms": 2, "min_digits": 1, "max_digits": 1},
     "size": 256,
     "system_prompt": "You are a calculator. Reply with the final number only.",
 }
@@ -48,6 +54,9 @@ CANDIDATES = {  # --measure-base: tasks and params whose pass@1 is measured
     "basic_arithmetic 2 terms 1 digit": ("basic_arithmetic", {"min_terms": 2, "max_terms": 2, "min_digits": 1, "max_digits": 1}),
     "chain_sum 2 terms 2 digits": ("chain_sum", {"min_terms": 2, "max_terms": 2, "min_digits": 2, "max_digits": 2}),
     "products 1-2 digit factors": ("products", {"min_terms": 2, "max_terms": 2, "min_digits": 1, "max_digits": 2}),
+    "products 3 terms 1 digit": ("products", {"min_terms": 3, "max_terms": 3, "min_digits": 1, "max_digits": 1}),
+    "chain_sum 2 terms 1 digit": ("chain_sum", {"min_terms": 2, "max_terms": 2, "min_digits": 1, "max_digits": 1}),
+    "chain_sum 3 terms 1 digit": ("chain_sum", {"min_terms": 3, "max_terms": 3, "min_digits": 1, "max_digits": 1}),
 }
 METHODS = ["grpo", "mc_grpo", "gdpo", "knapsack", "igrpo", "hints", "golden_goose", "mix"]
 
@@ -101,6 +110,7 @@ def train_to_budget(raw: dict, out: Path, budget: int) -> dict:
 
     ctx = make_context(raw)
     trainer = Trainer(ctx, out, progress=False, save_final=False)
+    trainer.run_dir.mkdir(parents=True, exist_ok=True)  # Trainer.run makes it; this loop replaces run()
     write_manifest(ctx, trainer.run_dir)
     ctx.hooks.run_start(ctx)
     t0 = time.perf_counter()
@@ -125,6 +135,7 @@ def train_to_budget(raw: dict, out: Path, budget: int) -> dict:
 
 
 def measure_base(args) -> list[dict]:
+    from grpo_zoo.config import ConfigError
     from grpo_zoo.evaluation import eval_target
 
     out = []
@@ -132,7 +143,11 @@ def measure_base(args) -> list[dict]:
         raw = base_config(args, 0)
         raw["task"] = {**TASK, "name": name, "params": params}
         t0 = time.perf_counter()
-        m = eval_target(args.model, raw)
+        try:
+            m = eval_target(args.model, raw)
+        except ConfigError as exc:  # e.g. too few distinct prompts left once the training set is excluded
+            print(f"{label:<36} not measured: {exc}", flush=True)
+            continue
         out.append({"task": label, "pass@1": m["eval/pass@1"], "tasks": m["eval/tasks"], "seconds": time.perf_counter() - t0})
         print(f"{label:<36} greedy pass@1 = {m['eval/pass@1']:.3f} on {m['eval/tasks']} held-out tasks "
               f"({out[-1]['seconds']:.0f} s)", flush=True)
@@ -177,9 +192,14 @@ def main() -> int:
     for method in methods:
         for seed in seeds:
             out = Path(args.out) / f"{method}-s{seed}"
-            if out.exists():
-                raise SystemExit(f"{out} exists: remove it or pass another --out")
-            r = train_to_budget(method_config(method, args, seed), out, args.budget)
+            done = out / "bench_result.json"
+            if done.exists():  # a finished run of an interrupted bench: reuse it, so a rerun continues
+                r = json.loads(done.read_text())
+            elif out.exists():
+                raise SystemExit(f"{out} exists without bench_result.json (an unfinished run): remove it or pass another --out")
+            else:
+                r = train_to_budget(method_config(method, args, seed), out, args.budget)
+                done.write_text(json.dumps(r))
             results.setdefault(method, []).append({"seed": seed, **r})
             print(f"{method:<13} seed {seed}: pass@1 {r['before']:.3f} -> {r['after']:.3f} in {r['steps']} steps, "
                   f"{r['generated']} completions, {r['seconds']:.0f} s", flush=True)
