@@ -38,9 +38,9 @@ sys.path.insert(0, str(ROOT / "core"))
 # on 2026-11-30 (48 held-out tasks, greedy, the prompts and rewards below), the default model starts
 # at pass@1 0.292 there, inside the 20-60% band; two-term two-digit chain sums start at 0.042,
 # three-term one-digit ones at 0.042, basic_arithmetic with two one-digit terms at 0.125, and
-# products of one- or two-digit numbers at 0.146 (0.375 had been measured on 32 tasks with an
-# earlier eval-set draw; on 48 tasks it is below the band). One-digit products leave too few
-# distinct prompts outside the training set for a 48-task held-out set.
+# products of one- or two-digit numbers at 0.146 (an earlier figure of 0.375 for those did not
+# reproduce: 0.188 on 32 tasks, 0.146 on 48). One-digit products leave too few distinct prompts
+# outside the training set for a 48-task held-out set.
 TASK = {
     "source": "reasoning_gym",
     "name": "chain_sum",
