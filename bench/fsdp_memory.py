@@ -5,7 +5,8 @@
 Three runs with equal settings, each in fresh processes started by torch.distributed.run:
 1 process (no sharding), N processes with DDP, N processes with ``train.sharding = "fsdp2"``.
 Each rank reports its own peak RSS (the model is loaded whole on every rank before it is
-sharded, so a rank's peak also holds that moment). The fsdp2 run then times sampling the same
+sharded, so a rank's peak also holds that moment) and the bytes of model state it holds after
+training: its weights, gradients and AdamW moments (its shards of them under fsdp2). The fsdp2 run then times sampling the same
 request two ways: inside ``Engine.gathered()`` (every unit all-gathered once, what grpo-zoo does)
 and with each decoder layer all-gathered again at every forward, i.e. at every generated token
 (FSDP's default when the model is called directly). The last line is one JSON object.
@@ -38,7 +39,15 @@ cfg, overrides, out = json.loads(sys.argv[1]), json.loads(sys.argv[2]), Path(sys
 ctx = make_context(cfg, overrides)
 trainer = Trainer(ctx, out, progress=False, save_final=False)
 trainer.run()
-result = {"rank": ctx.rank, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+def local_bytes(t):
+    t = t.to_local() if hasattr(t, "to_local") else t
+    return t.numel() * t.element_size()
+opt = trainer.optimizer.optimizer if hasattr(trainer.optimizer, "optimizer") else trainer.optimizer
+state = sum(local_bytes(p) for p in ctx.engine.model.parameters())
+state += sum(local_bytes(p.grad) for p in ctx.engine.model.parameters() if p.grad is not None)
+state += sum(local_bytes(v) for s in opt.state.values() for v in s.values() if torch.is_tensor(v))
+result = {"rank": ctx.rank, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+          "state_mb": state / 2**20}
 if ctx.rank == 0:
     rows = read_jsonl(out / "metrics.jsonl")
     times = [r["time/step_s"] for r in rows[1:]] or [rows[0]["time/step_s"]]  # the first step warms up
@@ -100,20 +109,25 @@ def main(argv=None):
         f"ddp x{a.processes}": run(cfg, [], a.processes, a.threads),
         f"fsdp2 x{a.processes}": run(cfg, ['train.sharding="fsdp2"'], a.processes, a.threads),
     }
-    print(f"{'setup':<12}{'peak RSS MB per rank':>26}{'s/step':>9}{'generate s/step':>17}")
+    print(f"{'setup':<12}{'peak RSS MB per rank':>26}{'model state MB per rank':>26}{'s/step':>9}{'generate s/step':>17}")
     for k, ranks in res.items():
         r0 = next(r for r in ranks if r["rank"] == 0)
-        rss = " / ".join(f"{r['peak_rss_mb']:.0f}" for r in sorted(ranks, key=lambda r: r["rank"]))
-        print(f"{k:<12}{rss:>26}{r0['s_per_step']:>9.2f}{r0['gen_s']:>17.2f}")
+        ranks = sorted(ranks, key=lambda r: r["rank"])
+        rss = " / ".join(f"{r['peak_rss_mb']:.0f}" for r in ranks)
+        state = " / ".join(f"{r['state_mb']:.0f}" for r in ranks)
+        print(f"{k:<12}{rss:>26}{state:>26}{r0['s_per_step']:>9.2f}{r0['gen_s']:>17.2f}")
     fs = next(r for r in res[f"fsdp2 x{a.processes}"] if r["rank"] == 0)
     print(f"\nsampling {a.prompts_per_step} x {a.group_size} completions under fsdp2: gathered once "
           f"{fs['gen_gathered_s']:.2f} s, all-gathered at every forward {fs['gen_per_forward_s']:.2f} s "
           f"({fs['gen_per_forward_s'] / fs['gen_gathered_s']:.2f}x); same completions: {fs['same_completions']}")
     peak = {k: max(r["peak_rss_mb"] for r in ranks) for k, ranks in res.items()}
+    state = {k: max(r["state_mb"] for r in ranks) for k, ranks in res.items()}
     print(json.dumps({
         "bench": "fsdp_memory", "model": a.model, "steps": a.steps, "processes": a.processes, "threads": a.threads,
         **{f"{k.replace(' ', '_')}_peak_rss_mb": round(v) for k, v in peak.items()},
         "fsdp2_over_ddp_rss": round(peak[f"fsdp2 x{a.processes}"] / peak[f"ddp x{a.processes}"], 3),
+        **{f"{k.replace(' ', '_')}_state_mb": round(v) for k, v in state.items()},
+        "fsdp2_over_ddp_state": round(state[f"fsdp2 x{a.processes}"] / state[f"ddp x{a.processes}"], 3),
         **{f"{k.replace(' ', '_')}_s_per_step": round(next(r for r in v if r["rank"] == 0)["s_per_step"], 3)
            for k, v in res.items()},
         "gen_gathered_s": round(fs["gen_gathered_s"], 3), "gen_per_forward_s": round(fs["gen_per_forward_s"], 3),
