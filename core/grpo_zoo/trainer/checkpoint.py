@@ -64,12 +64,7 @@ def set_rng_state(state: dict) -> None:
 
 def save(ctx, run_dir: Path, step: int, optimizer, scheduler) -> Path:
     """Write checkpoint ``step-<step>`` completely under a temporary name, rename it, then move ``latest``."""
-    ckpt_root = Path(run_dir) / "checkpoints"
-    ckpt_root.mkdir(parents=True, exist_ok=True)
-    final = ckpt_root / f"step-{step:06d}"
-    tmp = ckpt_root / f".tmp-step-{step:06d}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
+    ckpt_root, final, tmp = _folders(run_dir, step)
     model = ctx.engine.model
     if ctx.accelerator is not None:
         model = ctx.accelerator.unwrap_model(model)
@@ -91,21 +86,15 @@ def save_sharded(ctx, run_dir: Path, step: int, optimizer, scheduler) -> Path:
 
     from . import sharding
 
-    rank, world = sharding.rank_world()
-    ckpt_root = Path(run_dir) / "checkpoints"
-    final = ckpt_root / f"step-{step:06d}"
-    tmp = ckpt_root / f".tmp-step-{step:06d}"
+    rank, world = ctx.rank, ctx.world_size
+    ckpt_root, final, tmp = _folders(run_dir, step, create=rank == 0)
     if rank == 0:
-        shutil.rmtree(tmp, ignore_errors=True)
-        (tmp / "model").mkdir(parents=True)
+        (tmp / "model").mkdir()
     dist.barrier()
     model = ctx.engine.model
-    bad = [n for n, p in model.named_parameters() if not torch.isfinite(sharding.local(p.detach())).all()]
-    if sharding.any_rank(bool(bad)):  # every rank raises alike, or the others would wait at the barrier
-        raise CheckpointError(f"step {step}: a parameter has NaN/inf values{f' ({bad[0]})' if bad else ''}; "
-                              "not writing a checkpoint")
+    check_finite_weights(model, step, ctx)
     with naming(tmp):
-        mine = [sharding.write_model_shard(model, tmp / "model")]
+        mine = [sharding.write_model_shard(model, tmp / "model", rank, world)]
         name = sharding.OPTIM_FILE.format(rank=rank)
         mine += [tmp / f"{name}.json", tmp / f"{name}.safetensors"]
         statefile.save({"optimizer": sharding.optimizer_state(optimizer), "rank": rank, "world": world}, *mine[1:])
@@ -131,11 +120,29 @@ def save_sharded(ctx, run_dir: Path, step: int, optimizer, scheduler) -> Path:
     return final
 
 
-def check_finite_weights(model, step: int) -> None:
-    """Never save a broken policy: a NaN/inf weight would make every resume fail."""
-    for name, p in model.named_parameters():
-        if not torch.isfinite(p.detach()).all():
-            raise CheckpointError(f"step {step}: parameter {name} has NaN/inf values; not writing a checkpoint")
+def _folders(run_dir: Path, step: int, create: bool = True) -> tuple[Path, Path, Path]:
+    """The checkpoints folder, checkpoint ``step``'s final folder and its temporary one (made empty when ``create``)."""
+    ckpt_root = Path(run_dir) / "checkpoints"
+    final, tmp = ckpt_root / f"step-{step:06d}", ckpt_root / f".tmp-step-{step:06d}"
+    if create:
+        ckpt_root.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+    return ckpt_root, final, tmp
+
+
+def check_finite_weights(model, step: int, ctx=None) -> None:
+    """Never save a broken policy: a NaN/inf weight would make every resume fail.
+
+    With ``ctx`` (sharded weights) each rank checks its shards and the ranks agree, so all of them
+    raise alike (otherwise the others would wait at the next barrier)."""
+    from .sharding import local
+
+    bad = next((name for name, p in model.named_parameters() if not torch.isfinite(local(p.detach())).all()), None)
+    if ctx is not None and ctx.all_reduce(float(bad is not None), "max") > 0 and bad is None:
+        bad = "(one held by another rank)"
+    if bad is not None:
+        raise CheckpointError(f"step {step}: parameter {bad} has NaN/inf values; not writing a checkpoint")
 
 
 def write_model(model, tokenizer, folder: Path) -> None:
@@ -301,7 +308,7 @@ def load_state(ctx, ckpt: Path, optimizer, scheduler) -> int:
     """Restore optimizer, scheduler, RNG, run info and plugin state; returns the number of steps done."""
     state = read_state(ckpt)
     if "sharding" in state:
-        _load_sharded_optimizer(ckpt, state["sharding"], optimizer)
+        _load_sharded_optimizer(ctx, ckpt, state["sharding"], optimizer)
     else:
         optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
@@ -311,13 +318,11 @@ def load_state(ctx, ckpt: Path, optimizer, scheduler) -> int:
     return int(state["step"]) + 1
 
 
-def _load_sharded_optimizer(ckpt: Path, meta: dict, optimizer) -> None:
+def _load_sharded_optimizer(ctx, ckpt: Path, meta: dict, optimizer) -> None:
     """This rank's optimizer shard of a ``train.sharding = "fsdp2"`` checkpoint (same world size only)."""
-    import torch.distributed as dist
-
     from . import sharding
 
-    rank, world = sharding.rank_world() if dist.is_available() and dist.is_initialized() else (0, 1)
+    rank, world = ctx.rank, ctx.world_size
     if world != meta["world"]:
         raise CheckpointError(f"{ckpt} was saved sharded over {meta['world']} processes; resume it with "
                               f"{meta['world']} (this run has {world})")

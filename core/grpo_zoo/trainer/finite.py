@@ -24,6 +24,7 @@ import torch
 
 from ..errors import NonFiniteError
 from .durable import warn
+from .sharding import local
 
 
 def _describe(v: float) -> str:
@@ -85,7 +86,7 @@ def bad_update(ctx, params, stats: dict) -> bool:
     loss_ok = math.isfinite(stats.get("loss", 0.0))
     grads = [p.grad for p in params if p.grad is not None]
     # sharded (fsdp2) gradients: each rank checks its shards, then the ranks agree
-    grads_ok = all(bool(torch.isfinite(g.to_local() if hasattr(g, "to_local") else g).all()) for g in grads)
+    grads_ok = all(bool(torch.isfinite(local(g)).all()) for g in grads)
     if any(hasattr(g, "to_local") for g in grads):
         grads_ok = ctx.all_reduce(float(grads_ok), "min") > 0
     if grads_ok:

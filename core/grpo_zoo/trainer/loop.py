@@ -107,15 +107,14 @@ class Trainer:
         engine.autocast = self.acc.autocast  # sampling, reference and probes run under the run's precision too
         # FSDP2 (sharding.py): shard before the optimizer exists, so its state is per-shard too. One process
         # has nothing to shard over and trains as it would without the key.
-        self.sharded = cfg.train.sharding == "fsdp2" and self.acc.num_processes > 1
-        if self.sharded:
+        engine.sharded = cfg.train.sharding == "fsdp2" and self.acc.num_processes > 1
+        if engine.sharded:
             sharding.shard(engine.scorer, model)
-            engine.sharded = True
         self.optimizer = torch.optim.AdamW(
             [p for p in model.parameters() if p.requires_grad], lr=cfg.train.lr, weight_decay=cfg.train.weight_decay
         )
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(cfg))
-        if ctx.accelerator is not None and not self.sharded:
+        if ctx.accelerator is not None and not engine.sharded:
             engine.scorer, self.optimizer = self.acc.prepare(engine.scorer, self.optimizer)
         if cfg.loss.beta > 0 and cfg.peft.enabled:  # the reference: the same model, adapter off
             engine.ref_scorer = lora.AdapterOffLogprobs(model, cfg.sampling.temperature)
@@ -123,7 +122,7 @@ class Trainer:
             ref, _ = load_model_and_tokenizer(cfg.model, cfg.train.dtype)
             ref.to(self.acc.device).eval().requires_grad_(False)
             engine.ref_scorer = CompletionLogprobs(ref, cfg.sampling.temperature)
-            if self.sharded:  # sharded like the policy: called through its root's forward only
+            if engine.sharded:  # sharded like the policy: called through its root's forward only
                 sharding.shard(engine.ref_scorer, ref)
         ctx.engine = engine
         self.source = ctx.hooks.task_source(ctx)
@@ -187,7 +186,7 @@ class Trainer:
             every = cfg.train.checkpoint_every
             if (last and self.save_final) or (every and (step + 1) % every == 0):
                 self.acc.wait_for_everyone()
-                if self.sharded:  # every rank writes its shards
+                if ctx.engine.sharded:  # every rank writes its shards
                     checkpoint.save_sharded(ctx, self.run_dir, step, self.optimizer, self.scheduler)
                 elif self.is_main:
                     checkpoint.save(ctx, self.run_dir, step, self.optimizer, self.scheduler)

@@ -75,11 +75,6 @@ def shard(scorer, model) -> None:
         scorer(ids, torch.zeros((1, 2), dtype=torch.long, device=device), torch.zeros(1, dtype=torch.long, device=device))
 
 
-def is_sharded(module) -> bool:
-    FSDPModule, _ = _fsdp()
-    return isinstance(module, FSDPModule)
-
-
 @contextlib.contextmanager
 def gathered(root):
     """Every FSDP unit under ``root`` all-gathered once and kept whole until the block ends (a collective)."""
@@ -104,23 +99,11 @@ def local(t):
     return t.to_local() if hasattr(t, "to_local") else t
 
 
-def rank_world() -> tuple[int, int]:
-    return torch.distributed.get_rank(), torch.distributed.get_world_size()
-
-
-def any_rank(flag: bool) -> bool:
-    """Whether ``flag`` holds on some rank (every rank gets the same answer)."""
-    t = torch.tensor([1.0 if flag else 0.0])
-    torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
-    return bool(t.item() > 0)
-
-
 # ------------------------------------------------------------------------------------------------ checkpoints
-def write_model_shard(model, folder: Path) -> Path:
+def write_model_shard(model, folder: Path, rank: int, world: int) -> Path:
     """This rank's shard of every parameter (and persistent buffer) of ``model`` into ``folder``."""
     from safetensors.torch import save_file
 
-    rank, world = rank_world()
     tensors, shapes = {}, {}
     for name, t in _named_state(model):
         tensors[name] = local(t.detach()).contiguous().cpu()
