@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -12,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from grpo_zoo.trainer.rundir import read_jsonl
+
+from .subprocess_plugins import plugin_env
 
 # A plugin found through a real entry point: a throw-away dist-info folder on PYTHONPATH.
 PLUGIN = textwrap.dedent(
@@ -72,25 +73,12 @@ lr = 1e-2
 """
 
 
-def _site(tmp_path: Path) -> Path:
-    site = tmp_path / "site"
-    dist = site / "zoo_weight_probe-0.0.1.dist-info"
-    dist.mkdir(parents=True)
-    (site / "zoo_weight_probe.py").write_text(PLUGIN)
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: zoo-weight-probe\nVersion: 0.0.1\n")
-    (dist / "entry_points.txt").write_text("[grpo_zoo]\nzoo_weight_probe = zoo_weight_probe:WeightProbe\n")
-    return site
-
-
 def test_two_process_ddp_ranks_agree(tmp_path):
     accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent)) or "accelerate"
     cfg = tmp_path / "run.toml"
     cfg.write_text(CONFIG)
     out = tmp_path / "run"
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(_site(tmp_path)), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    env["OMP_NUM_THREADS"] = "1"  # two ranks on a small machine
-    env.pop("CUDA_VISIBLE_DEVICES", None)
+    env = plugin_env(tmp_path, "zoo_weight_probe", "WeightProbe", PLUGIN)
     cmd = [accelerate, "launch", "--cpu", "--num_processes", "2",
            "-m", "grpo_zoo", "train", str(cfg), "--out", str(out)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=110)

@@ -3,7 +3,6 @@ and the plugin helpers ctx.rank / ctx.world_size / ctx.all_reduce work (2 CPU pr
 from __future__ import annotations
 
 import math
-import os
 import shutil
 import subprocess
 import sys
@@ -18,6 +17,8 @@ from grpo_zoo.context import make_context
 from grpo_zoo.trainer.reduce import merge_rank_metrics, metric_op
 from grpo_zoo.trainer.rundir import read_jsonl
 from grpo_zoo.types import RolloutRequest, Task
+
+from .subprocess_plugins import plugin_env
 
 # Completions are a fixed function of the task, so 1 and 2 processes train on the same rollouts
 # and every reduced figure must come out equal.
@@ -97,22 +98,8 @@ lr = 3e-2
 """
 
 
-def _site(tmp_path: Path) -> Path:
-    site = tmp_path / "site"
-    dist = site / "zoo_dp_probe-0.0.1.dist-info"
-    dist.mkdir(parents=True, exist_ok=True)  # several runs of one test share it
-    (site / "zoo_dp_probe.py").write_text(PLUGIN)
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: zoo-dp-probe\nVersion: 0.0.1\n")
-    (dist / "entry_points.txt").write_text("[grpo_zoo]\nzoo_dp_probe = zoo_dp_probe:DpProbe\n")
-    return site
-
-
 def _env(tmp_path):
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(_site(tmp_path)), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    env["OMP_NUM_THREADS"] = "1"
-    env.pop("CUDA_VISIBLE_DEVICES", None)
-    return env
+    return plugin_env(tmp_path, "zoo_dp_probe", "DpProbe", PLUGIN)
 
 
 def test_two_processes_log_the_one_process_metrics(tmp_path):
